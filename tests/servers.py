@@ -1,19 +1,25 @@
 """Real processes for end-to-end tests: gunicorn servers and run_consumer commands.
 
 Each runs in its own process group so a test can SIGKILL a server together with
-its workers, as a crash or an OOM kill would.
+its workers, as a crash or an OOM kill would. The processes of one test share a
+database of their own, on the suite's database engine (ServiceDatabase).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import dj_database_url
+import psycopg
 import requests
+from django.conf import settings
 
 from tests.polling import wait_for
 
@@ -89,12 +95,60 @@ def migrate(env: dict[str, str]) -> None:
     )
 
 
+def on_postgresql() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def postgresql_connection(database_url: str, **kwargs) -> psycopg.Connection:
+    """A plain psycopg connection, for tests that look at or lock the database from outside."""
+    config = dj_database_url.parse(database_url)
+    params = {
+        "dbname": config["NAME"],
+        "user": config["USER"],
+        "password": config["PASSWORD"],
+        "host": config["HOST"],
+        "port": config["PORT"],
+    }
+    return psycopg.connect(**{key: value for key, value in params.items() if value}, **kwargs)
+
+
+class ServiceDatabase:
+    """An empty database for the processes of one test.
+
+    A SQLite file in the test's directory, or, when the suite runs on
+    PostgreSQL, a new database on the same server (named for this run, so
+    concurrent runs never meet), dropped by drop().
+    """
+
+    _numbers = itertools.count(1)
+
+    def __init__(self, data_dir: Path):
+        self.name: str | None = None
+        if not on_postgresql():
+            self.url = f"sqlite:///{data_dir / 'loggregator.sqlite3'}"
+            return
+        suite_url = os.environ["DATABASE_URL"]
+        self.name = f"loggregator_e2e_{os.getpid()}_{next(self._numbers)}"
+        with postgresql_connection(suite_url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{self.name}"')
+        self.url = urlsplit(suite_url)._replace(path=f"/{self.name}").geturl()
+
+    def drop(self) -> None:
+        if self.name is None:
+            return
+        with postgresql_connection(os.environ["DATABASE_URL"], autocommit=True) as admin:
+            # FORCE: a killed process's session may not have ended yet.
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
 class AggregatorServer(ManagedProcess):
     """gunicorn serving Loggregator on a free port, by default with its in-process consumer."""
 
-    def __init__(self, data_dir: Path, *, database_url: str | None = None, workers: int = 2, **settings: str):
-        database_url = database_url or f"sqlite:///{data_dir / 'loggregator.sqlite3'}"
-        super().__init__("gunicorn", data_dir, service_env(database_url, **settings))
+    def __init__(
+        self, data_dir: Path, *, database_url: str, workers: int = 2, name: str = "gunicorn", **settings: str
+    ):
+        super().__init__(name, data_dir, service_env(database_url, **settings))
+        self.database_url = database_url
         self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -140,10 +194,14 @@ class AggregatorServer(ManagedProcess):
 
 
 class ConsumerProcess(ManagedProcess):
-    """`manage.py run_consumer` against the same database as a server."""
+    """`manage.py run_consumer` against the same database as a server.
 
-    def __init__(self, server: AggregatorServer, *args: str):
-        super().__init__("run_consumer", server.data_dir, server.env)
+    Its `name` names its log file and, on PostgreSQL, its sessions
+    (application_name in pg_stat_activity).
+    """
+
+    def __init__(self, server: AggregatorServer, *args: str, name: str = "run_consumer"):
+        super().__init__(name, server.data_dir, {**server.env, "PGAPPNAME": name})
         self.args = list(args)
 
     def start(self) -> None:

@@ -3,13 +3,21 @@
 import threading
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
 from events import consumer as consumer_module
 from events.consumer import Consumer
 from events.models import Event, IntakeBatch
 from tests.factories import events
 from tests.polling import wait_for
+
+
+def run_in_thread(consumer: Consumer, stop: threading.Event) -> None:
+    """As events.background runs it: the thread's connections close when it ends."""
+    try:
+        consumer.run(stop)
+    finally:
+        connections.close_all()
 
 
 @pytest.mark.django_db
@@ -76,7 +84,7 @@ def test_it_backs_off_after_a_database_error_and_then_recovers(publish, monkeypa
 def test_a_running_consumer_picks_up_new_work_and_stops_when_asked(publish):
     stop = threading.Event()
     consumer = Consumer(batch_events=100, poll_interval=0.01)
-    thread = threading.Thread(target=consumer.run, args=(stop,))
+    thread = threading.Thread(target=run_in_thread, args=(consumer, stop))
     thread.start()
     try:
         publish(events(5))

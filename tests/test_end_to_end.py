@@ -129,9 +129,9 @@ def test_sigkill_during_publishing_loses_nothing_acknowledged_and_doubles_nothin
     assert stats["received"] >= sum(len(body) for body in bodies)
 
 
-def test_a_backlog_left_by_a_crash_is_processed_after_restart_without_new_traffic(tmp_path):
+def test_a_backlog_left_by_a_crash_is_processed_after_restart_without_new_traffic(tmp_path, service_database):
     # Consumer off, so the backlog is certainly still queued when the server dies.
-    server = AggregatorServer(tmp_path, LOGGREGATOR_INPROCESS_CONSUMER="false")
+    server = AggregatorServer(tmp_path, database_url=service_database.url, LOGGREGATOR_INPROCESS_CONSUMER="false")
     server.start()
     try:
         batch = events(1000, topic="e2e.backlog")
@@ -146,8 +146,8 @@ def test_a_backlog_left_by_a_crash_is_processed_after_restart_without_new_traffi
         server.stop()
 
 
-def test_a_consumer_killed_mid_batch_leaves_its_batch_for_the_next_one(tmp_path):
-    server = AggregatorServer(tmp_path, LOGGREGATOR_INPROCESS_CONSUMER="false")
+def test_a_consumer_killed_mid_batch_leaves_its_batch_for_the_next_one(tmp_path, service_database):
+    server = AggregatorServer(tmp_path, database_url=service_database.url, LOGGREGATOR_INPROCESS_CONSUMER="false")
     server.start()
     consumer = ConsumerProcess(server, "--batch-size", "2000")
     try:

@@ -21,9 +21,9 @@ def test_once_drains_the_queue_and_reports(publish, capsys):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_running_consumer_drains_a_backlog_then_exits_cleanly_on_a_signal(tmp_path, sig):
+def test_a_running_consumer_drains_a_backlog_then_exits_cleanly_on_a_signal(tmp_path, service_database, sig):
     # A server without its in-process consumer: only run_consumer stores events.
-    server = AggregatorServer(tmp_path, LOGGREGATOR_INPROCESS_CONSUMER="false")
+    server = AggregatorServer(tmp_path, database_url=service_database.url, LOGGREGATOR_INPROCESS_CONSUMER="false")
     server.start()
     consumer = ConsumerProcess(server)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from operator import itemgetter
 
 from django.db import connection, transaction
 
@@ -29,17 +30,32 @@ def store_events(rows: list[intake.EventRow]) -> dict[str, tuple[int, int]]:
 
     Must run inside the transaction that also takes the rows off the queue.
     """
-    by_topic: dict[str, list[intake.EventRow]] = defaultdict(list)
+    table = connection.ops.quote_name(Event._meta.db_table)
+    if connection.vendor == "postgresql":
+        # Many consumers insert at once here. An insert waits for a concurrent
+        # transaction that inserted the same key, so every consumer takes its
+        # keys in one order: then those waits can never form a cycle (a
+        # deadlock). The ids, drawn up front, still follow the order the
+        # events arrived in, as on SQLite: ties in timestamp keep that order.
+        # Both sorts are stable, so the first copy of a key still goes first.
+        ids = _next_ids(table, len(rows))
+        rows = sorted(((*row, pk) for row, pk in zip(rows, ids)), key=itemgetter(0, 1))
+        sql = (
+            f"INSERT INTO {table} (topic, event_id, timestamp, source, payload, id)"
+            " VALUES (%s, %s, %s, %s, CAST(%s AS jsonb), %s)"
+            " ON CONFLICT (topic, event_id) DO NOTHING"
+        )
+    else:
+        # One writer at a time (the IMMEDIATE transaction): arrival order.
+        sql = (
+            f"INSERT INTO {table} (topic, event_id, timestamp, source, payload)"
+            " VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (topic, event_id) DO NOTHING"
+        )
+    by_topic: dict[str, list[tuple]] = defaultdict(list)
     for row in rows:
         by_topic[row[0]].append(row)
 
-    table = connection.ops.quote_name(Event._meta.db_table)
-    payload = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
-    sql = (
-        f"INSERT INTO {table} (topic, event_id, timestamp, source, payload)"
-        f" VALUES (%s, %s, %s, %s, {payload})"
-        " ON CONFLICT (topic, event_id) DO NOTHING"
-    )
     processed = {}
     with connection.cursor() as cursor:
         # Per topic, so the driver's row count tells each topic's new rows.
@@ -49,6 +65,15 @@ def store_events(rows: list[intake.EventRow]) -> dict[str, tuple[int, int]]:
             processed[topic] = (cursor.rowcount, len(topic_rows) - cursor.rowcount)
     counters.add_processed(processed)
     return processed
+
+
+def _next_ids(table: str, count: int) -> list[int]:
+    """`count` new ids from the table's sequence (PostgreSQL), ascending."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count]
+        )
+        return sorted(pk for (pk,) in cursor.fetchall())
 
 
 def process_next_batch(*, max_events: int) -> StoredBatch | None:

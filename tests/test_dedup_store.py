@@ -115,3 +115,27 @@ def test_a_failure_mid_batch_rolls_back_everything(publish, drain, stats, monkey
 @pytest.mark.django_db
 def test_process_next_batch_reports_an_empty_queue():
     assert store.process_next_batch(max_events=100) is None
+
+
+@pytest.mark.django_db
+def test_counts_stay_exact_in_a_large_batch_of_mostly_duplicates(publish, drain, stats):
+    # The driver's row count over thousands of inserts is what tells new rows from duplicates.
+    old = events(3000, topic="big")
+    publish(old)
+    drain()
+    new = events(1500, topic="big")
+    publish(old + new + new[:500] + events(7, topic="small"))
+    consumer = drain()
+    assert (consumer.unique, consumer.duplicates) == (1500 + 7, 3000 + 500)
+    assert Event.objects.filter(topic="big").count() == 4500
+    assert stats()["duplicate_dropped"] == 3500
+
+
+@pytest.mark.django_db
+def test_events_with_one_timestamp_keep_the_order_they_were_published_in(publish, drain, api):
+    # Event ids in descending order, so that key order and publish order differ.
+    event_ids = sorted((str(uuid.uuid4()) for _ in range(20)), reverse=True)
+    publish([event("ties", event_id=event_id, timestamp="2026-04-01T00:00:00Z") for event_id in event_ids])
+    drain()
+    listed = api.get("/events", {"topic": "ties"}).json()["events"]
+    assert [e["event_id"] for e in listed] == event_ids

@@ -3,6 +3,8 @@
 The same class runs as a thread inside each web process (events.background)
 and alone as `manage.py run_consumer`. It knows nothing about signals: it runs
 until its stop event is set, and always finishes the batch it is storing.
+While idle it waits on its wake-up event: set by publishers in the same
+process, by a PostgreSQL notification (events.wakeup), or by whoever stops it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 
 from django.db import DatabaseError, close_old_connections
 
+from events import wakeup
 from events.store import process_next_batch
 
 logger = logging.getLogger(__name__)
@@ -23,17 +26,36 @@ class Consumer:
     def __init__(self, *, batch_events: int, poll_interval: float, wakeup: threading.Event | None = None):
         self.batch_events = batch_events
         self.poll_interval = poll_interval
-        # Set by publishers in the same process, so new work starts at once
-        # instead of at the next poll.
+        # Set when there may be new work (or to cut a wait short), so it
+        # starts at once instead of at the next poll.
         self.wakeup = wakeup or threading.Event()
         self.unique = 0
         self.duplicates = 0
 
     def run(self, stop: threading.Event, *, until_drained: bool = False) -> None:
-        """Store queued events until `stop` is set (or, with until_drained, the queue is empty)."""
+        """Store queued events until `stop` is set (or, with until_drained, the queue is empty).
+
+        To stop an idle consumer at once, set `stop`, then `wakeup`.
+        """
+        listener = None
+        if not until_drained and wakeup.is_supported():
+            listener = wakeup.Listener(self.wakeup, threading.Event())
+            listener.start()
+        try:
+            self._loop(stop, until_drained=until_drained)
+        finally:
+            if listener is not None:
+                listener.stop.set()
+                listener.join(wakeup.LISTEN_SLICE * 2)
+            close_old_connections()
+
+    def _loop(self, stop: threading.Event, *, until_drained: bool) -> None:
         backoff = 0.0
         while not stop.is_set():
             close_old_connections()
+            # Cleared before looking, so a wake-up that arrives while we look
+            # is kept for the wait below instead of being lost.
+            self.wakeup.clear()
             try:
                 stored = process_next_batch(max_events=self.batch_events)
             except DatabaseError:
@@ -49,8 +71,6 @@ class Consumer:
                 self.duplicates += stored.duplicates
                 logger.debug("Stored %d unique events, dropped %d duplicates", stored.unique, stored.duplicates)
                 continue
-            if until_drained:
+            if until_drained or stop.is_set():
                 break
             self.wakeup.wait(self.poll_interval)
-            self.wakeup.clear()
-        close_old_connections()

@@ -15,7 +15,7 @@ import msgspec
 from django.db import connection, transaction
 from django.utils import timezone
 
-from events import counters
+from events import counters, wakeup
 from events.models import IntakeBatch
 from events.validation import PublishedEvent
 
@@ -59,6 +59,7 @@ def enqueue(events: list[PublishedEvent]) -> None:
     with transaction.atomic():
         IntakeBatch.objects.create(accepted_at=timezone.now(), event_count=len(events), body=body)
         counters.add_received(Counter(event.topic for event in events))
+        wakeup.notify_at_commit()
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def claim(max_events: int) -> list[ClaimedBatch]:
     each other; on SQLite the IMMEDIATE transaction already excludes them.
     """
     after = 0
-    for _attempt in range(3):
+    while True:
         candidates = list(
             IntakeBatch.objects.filter(id__gt=after).order_by("id").values_list("id", "event_count")[:max_events]
         )
@@ -100,9 +101,10 @@ def claim(max_events: int) -> list[ClaimedBatch]:
         claimed = [ClaimedBatch(batch_id, bytes(body)) for batch_id, body in locked]
         if claimed:
             return claimed
-        # Another consumer holds all of these; look past them.
+        # Other consumers hold all of these; look past them. Each holds one
+        # transaction's worth, so this ends after about as many rounds as
+        # there are consumers, or at the end of the queue.
         after = chosen[-1]
-    return []
 
 
 def delete(batch_ids: list[int]) -> None:

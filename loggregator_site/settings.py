@@ -89,6 +89,7 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     if _database["NAME"] != ":memory:":
         Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": _database}
+ON_POSTGRESQL = _database["ENGINE"] == "django.db.backends.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -138,7 +139,11 @@ LOGGREGATOR = {
     # Most events one consumer transaction takes from the queue.
     "CONSUMER_BATCH_EVENTS": env_int("LOGGREGATOR_CONSUMER_BATCH_EVENTS", 5_000, minimum=1),
     # How often an idle consumer looks for work another process queued, seconds.
-    "CONSUMER_POLL_INTERVAL": env_float("LOGGREGATOR_CONSUMER_POLL_INTERVAL", 0.05, minimum=0.001),
+    # On PostgreSQL a notification wakes it at once (events.wakeup): the poll
+    # is only the fallback, so it can be slow.
+    "CONSUMER_POLL_INTERVAL": env_float(
+        "LOGGREGATOR_CONSUMER_POLL_INTERVAL", 1.0 if ON_POSTGRESQL else 0.05, minimum=0.001
+    ),
     # Counter rows per topic; writers spread over them so no single row is hot.
     "COUNTER_SHARDS": env_int("LOGGREGATOR_COUNTER_SHARDS", 4, minimum=1),
 }

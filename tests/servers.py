@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 import psycopg
+import pytest
 import requests
 from django.conf import settings
 
@@ -97,6 +98,15 @@ def migrate(env: dict[str, str]) -> None:
 
 def on_postgresql() -> bool:
     return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def requires_postgresql():
+    """Mark for tests of PostgreSQL-only behaviour (call it at collection, when settings are loaded)."""
+    return pytest.mark.skipif(
+        not on_postgresql(),
+        reason="PostgreSQL only: runs when DATABASE_URL is postgres://... "
+        "(scripts/test does that when LOGGREGATOR_TEST_POSTGRES_URL is set)",
+    )
 
 
 def postgresql_connection(database_url: str, **kwargs) -> psycopg.Connection:

@@ -36,6 +36,7 @@ class Command(BaseCommand):
         def request_stop(signum, frame):
             self.stdout.write(f"{signal.Signals(signum).name}: stopping after the current batch")
             stop.set()
+            consumer.wakeup.set()  # an idle consumer need not wait out its poll
 
         previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:

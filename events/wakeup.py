@@ -1,0 +1,76 @@
+"""Wake idle consumers as soon as work is queued: LISTEN/NOTIFY on PostgreSQL.
+
+Publishing sends a NOTIFY inside the enqueue transaction; PostgreSQL delivers
+it at commit (never on rollback), when the batch is already visible. Each
+consumer keeps one extra connection LISTENing and sets its wake-up event on
+every notification, whichever process or host published. The consumer's poll
+stays as the fallback: on SQLite, and while the listening connection is down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psycopg
+from django.db import connection, connections
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "loggregator_intake"
+# How long one wait for notifications lasts: bounds how late the listener
+# notices its stop event.
+LISTEN_SLICE = 1.0
+MAX_RECONNECT_BACKOFF = 30.0
+
+
+def is_supported() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def notify_at_commit() -> None:
+    """Call inside the transaction that queues work."""
+    if is_supported():
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {CHANNEL}")
+
+
+class Listener(threading.Thread):
+    """Sets `wakeup` on each notification until `stop` is set (then exits within LISTEN_SLICE)."""
+
+    def __init__(self, wakeup: threading.Event, stop: threading.Event):
+        super().__init__(name="loggregator-listener", daemon=True)
+        self.wakeup = wakeup
+        self.stop = stop
+        # Set while LISTEN is in effect.
+        self.listening = threading.Event()
+
+    def run(self) -> None:
+        backoff = 0.0
+        while not self.stop.is_set():
+            try:
+                self._listen()
+            except psycopg.Error:
+                backoff = min(MAX_RECONNECT_BACKOFF, max(1.0, backoff * 2))
+                logger.warning(
+                    "Listening for new work failed; polling only, reconnecting in %.0f s", backoff, exc_info=True
+                )
+                self.stop.wait(backoff)
+            else:
+                backoff = 0.0
+
+    def _listen(self) -> None:
+        # Its own connection, outside Django's: it sits in LISTEN for the life
+        # of the consumer and must never be shared, pooled or closed per round.
+        params = connections["default"].get_connection_params()
+        with psycopg.connect(**params, autocommit=True) as listening:
+            listening.execute(f"LISTEN {CHANNEL}")
+            self.listening.set()
+            try:
+                # Work queued while not listening sent no notification we saw.
+                self.wakeup.set()
+                while not self.stop.is_set():
+                    for _notify in listening.notifies(timeout=LISTEN_SLICE):
+                        self.wakeup.set()
+            finally:
+                self.listening.clear()

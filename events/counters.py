@@ -65,7 +65,9 @@ def read_totals() -> Totals:
             "SELECT topic, SUM(received), SUM(unique_processed), SUM(duplicate_dropped)"
             f" FROM {table} GROUP BY topic ORDER BY topic"
         )
-        rows = cursor.fetchall()
+        # PostgreSQL sums bigints as numeric (Decimal): back to int, or the
+        # JSON would say 19.0.
+        rows = [(topic, int(received), int(unique), int(duplicates)) for topic, received, unique, duplicates in cursor]
     return Totals(
         received=sum(row[1] for row in rows),
         unique_processed=sum(row[2] for row in rows),

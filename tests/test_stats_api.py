@@ -42,6 +42,8 @@ def test_received_grows_at_acceptance_and_processing_moves_queued_to_the_totals(
     assert after["duplicate_dropped"] == 4
     assert after["queued"] == 0
     assert after["topics"] == ["a.x", "b.x"]
+    counts = ("received", "unique_processed", "duplicate_dropped", "queued")
+    assert all(type(after[name]) is int for name in counts), after  # 19, never 19.0
     assert_invariant(after)
 
 

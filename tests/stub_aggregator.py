@@ -89,6 +89,9 @@ class StubAggregator:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body are written separately; without this every
+            # answer waits for a delayed ACK.
+            disable_nagle_algorithm = True
 
             def log_message(self, format, *args):
                 pass

@@ -3,4 +3,4 @@ from django.apps import AppConfig
 
 class PublisherConfig(AppConfig):
     name = "publisher"
-    verbose_name = "Demo event publisher"
+    verbose_name = "Demo publisher"

@@ -111,7 +111,12 @@ class EventGenerator:
         duplicates = round(size * duplicate_ratio)
         if not self._history:
             duplicates = min(duplicates, max(size - 1, 0))
-        from_earlier = round(duplicates * EARLIER_ROUND_SHARE) if self._history else 0
+        if not self._history:
+            from_earlier = 0
+        elif duplicates == size:
+            from_earlier = duplicates  # no original in this round to copy
+        else:
+            from_earlier = round(duplicates * EARLIER_ROUND_SHARE)
         originals = [self._new_event() for _ in range(size - duplicates)]
 
         # Order by a sort key: originals sit at 0, 1, 2, ...; a copy of the

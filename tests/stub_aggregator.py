@@ -30,6 +30,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int
 
 
 class StubAggregator:
@@ -63,6 +64,14 @@ class StubAggregator:
     def publishes(self) -> list[Recorded]:
         with self.lock:
             return [r for r in self.recorded if r.method == "POST"]
+
+    def published_events(self) -> list[dict]:
+        """Every event of every POST, in arrival order, retries included."""
+        events = []
+        for request in self.publishes:
+            body = json.loads(request.body)
+            events.extend(body if isinstance(body, list) else [body])
+        return events
 
     def stats(self) -> dict[str, int]:
         with self.lock:
@@ -108,7 +117,9 @@ class StubAggregator:
 
             def do_GET(self):
                 with stub.lock:
-                    stub.recorded.append(Recorded("GET", self.path, dict(self.headers), b""))
+                    stub.recorded.append(
+                        Recorded("GET", self.path, dict(self.headers), b"", self.client_address[1])
+                    )
                 if self.path == "/stats":
                     self._answer(200, stub.stats())
                 else:
@@ -117,7 +128,9 @@ class StubAggregator:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with stub.lock:
-                    stub.recorded.append(Recorded("POST", self.path, dict(self.headers), body))
+                    stub.recorded.append(
+                        Recorded("POST", self.path, dict(self.headers), body, self.client_address[1])
+                    )
                     number = sum(1 for r in stub.recorded if r.method == "POST")
                     scripted = stub.script.popleft() if stub.script else None
                 if stub.on_publish is not None:

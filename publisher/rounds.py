@@ -133,7 +133,11 @@ class Publisher:
         result = RunResult()
         try:
             while not stop.is_set():
-                result.rounds.append(self.run_round(len(result.rounds) + 1, stop))
+                round_, report = self._plan_round(len(result.rounds) + 1)
+                # Counted before it is played, so a round that raises still
+                # shows in the total.
+                result.rounds.append(report)
+                self._play_round(round_, report, stop)
                 if self.rounds and len(result.rounds) >= self.rounds:
                     break
                 pause = self._rng.uniform(*self.interval)
@@ -144,10 +148,12 @@ class Publisher:
             self.out(result.summary())
         return result
 
-    def run_round(self, number: int, stop: threading.Event) -> RoundReport:
+    def _plan_round(self, number: int) -> tuple[Round, RoundReport]:
         mode = self._rng.choice(("single", "batch")) if self.mode == "random" else self.mode
         round_ = self.generator.next_round(self.events, self.duplicate_ratio)
-        report = RoundReport(number=number, mode=mode, planned=len(round_.events))
+        return round_, RoundReport(number=number, mode=mode, planned=len(round_.events))
+
+    def _play_round(self, round_: Round, report: RoundReport, stop: threading.Event) -> None:
         try:
             baseline = self._baseline(report, stop) if self.verify else None
             if baseline is not None or not self.verify:
@@ -159,11 +165,10 @@ class Publisher:
             self.out(report.summary())
         if report.verdict is not None and not report.verdict.ok:
             self.err(
-                f"VERIFY FAILED in round {number}: {report.verdict.message}. Either the "
+                f"VERIFY FAILED in round {report.number}: {report.verdict.message}. Either the "
                 "aggregator did not count this round exactly once, or something else published "
                 "to it meanwhile, or this --seed had already been published to it."
             )
-        return report
 
     def _baseline(self, report: RoundReport, stop: threading.Event) -> verify.Stats | None:
         try:

@@ -75,10 +75,11 @@ def test_it_rejects_bad_options(args, message):
     assert message in str(publish_events(*args, check=False).error)
 
 
-def test_help_describes_every_option():
+def test_help_describes_every_option(tmp_path):
     result = subprocess.run(
         [sys.executable, "manage.py", "publish_events", "--help"],
-        cwd=PROJECT_DIR, capture_output=True, text=True, check=True,
+        cwd=PROJECT_DIR, env=service_env(f"sqlite:///{tmp_path / 'unused.sqlite3'}"),
+        capture_output=True, text=True, check=True,
     )  # fmt: skip
     for option in ["--url", "--api-key", "--events", "--duplicate-ratio", "--interval", "--rounds",
                    "--topics", "--max-batch", "--mode", "--seed", "--verify", "--max-retries"]:  # fmt: skip

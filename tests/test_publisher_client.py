@@ -62,6 +62,13 @@ def test_it_posts_a_single_event_as_one_object(stub, batch):
     assert json.loads(stub.publishes[0].body) == batch[0]
 
 
+def test_it_posts_an_already_encoded_body_as_is(stub, batch):
+    body = json.dumps(batch).encode()
+    with fast_client(stub.url) as client:
+        assert client.publish(body).accepted == 20
+    assert stub.publishes[0].body == body
+
+
 def test_it_reuses_one_keep_alive_connection(stub, batch):
     with fast_client(stub.url) as client:
         for event in batch[:5]:

@@ -115,7 +115,9 @@ def test_single_mode_sends_one_event_object_per_request(stub):
 
 
 def test_batch_mode_sends_arrays_of_at_most_max_batch_events(stub):
-    publish_events("--url", stub.url, "--rounds", "1", "--events", "500", "--mode", "batch", "--max-batch", "40", *QUICK)
+    publish_events(
+        "--url", stub.url, "--rounds", "1", "--events", "500", "--mode", "batch", "--max-batch", "40", *QUICK
+    )  # fmt: skip
     bodies = [json.loads(r.body) for r in stub.publishes]
     assert all(isinstance(body, list) and 1 <= len(body) <= 40 for body in bodies)
     assert sum(map(len, bodies)) == 500
@@ -160,7 +162,8 @@ def test_verify_fails_loudly_when_the_aggregator_keeps_duplicates(stub):
 def test_verify_counts_a_retry_whose_first_attempt_landed_as_a_possible_duplicate(stub):
     stub.script.append(Scripted(500, commit=True))
     out = publish_events(
-        "--url", stub.url, "--rounds", "1", "--events", "100", "--mode", "batch", "--max-batch", "10000", "--verify", *QUICK
+        "--url", stub.url, "--rounds", "1", "--events", "100",
+        "--mode", "batch", "--max-batch", "10000", "--verify", *QUICK,
     ).out  # fmt: skip
     [summary] = summaries(out)
     assert (summary["retries"], summary["resent"], summary["duplicates"]) == (1, 100, 25)

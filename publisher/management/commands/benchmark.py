@@ -1,0 +1,84 @@
+import json
+import random
+
+from django.core.management.base import BaseCommand, CommandError
+
+from publisher.benchmark import report
+from publisher.benchmark.runner import run_workload
+from publisher.benchmark.server import ServerConfig
+from publisher.benchmark.workloads import FULL, NAMES, QUICK
+
+
+def workload_names(value: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in NAMES]
+    if unknown or not names:
+        raise ValueError(value)
+    return names
+
+
+class Command(BaseCommand):
+    help = (
+        "Measure Loggregator: start gunicorn (as production runs it) on a fresh temporary database for "
+        "each workload, publish pre-serialised requests from a separate process, and report accept and "
+        "end-to-end throughput, request latency, exact counts and the raw-SQLite ceiling."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--workloads",
+            type=workload_names,
+            default=list(NAMES),
+            help=f"Comma-separated workloads to run, from {', '.join(NAMES)} (default: all).",
+        )
+        parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run of a minute or two.")
+        parser.add_argument(
+            "--events",
+            type=int,
+            default=None,
+            help="Events per workload instead of its default (for the long run: events to store).",
+        )
+        parser.add_argument("--repeat", type=int, default=1, help="Run each workload this many times (default: 1).")
+        parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: 2).")
+        parser.add_argument("--threads", type=int, default=8, help="Threads per gunicorn worker (default: 8).")
+        parser.add_argument(
+            "--consumers",
+            type=int,
+            default=0,
+            help="0: the consumer thread in each gunicorn worker (default); N: N run_consumer processes "
+            "with LOGGREGATOR_INPROCESS_CONSUMER=false.",
+        )
+        parser.add_argument("--seed", type=int, default=None, help="Seed for the generated events (default: random).")
+        parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of tables.")
+        parser.add_argument(
+            "--keep-dir", action="store_true", help="Keep each workload's temporary directory (database, logs)."
+        )
+
+    def handle(self, *args, workloads, quick, events, repeat, workers, threads, consumers, seed, keep_dir, **options):
+        if repeat < 1 or workers < 1 or threads < 1 or consumers < 0:
+            raise CommandError("--repeat, --workers and --threads must be at least 1, --consumers at least 0.")
+        if events is not None and events < 1:
+            raise CommandError("--events must be at least 1.")
+        config = ServerConfig(workers=workers, threads=threads, consumers=consumers)
+        catalogue = QUICK if quick else FULL
+        seed = random.randrange(2**31) if seed is None else seed
+        results = []
+        for run in range(repeat):
+            for name in workloads:
+                workload = catalogue[name]
+                if events is not None:
+                    workload = workload.with_events(events)
+                if not options["json"]:
+                    self.stderr.write(f"{name} (run {run + 1}/{repeat}): {workload.description}, {workload.events:,} events")
+                results.append(
+                    run_workload(workload, config=config, seed=seed + run * len(NAMES) + NAMES.index(name), keep_dir=keep_dir)
+                )
+        if options["json"]:
+            self.stdout.write(
+                json.dumps({"seed": seed, "server": config.mode, "results": results, "medians": report.medians(results)}, indent=2)
+            )
+        else:
+            report.write_report(results, self.stdout.write)
+        failed = [result["workload"] for result in results if not result["ok"]]
+        if failed:
+            raise CommandError(f"counts or requests failed in: {', '.join(failed)}")

@@ -192,7 +192,8 @@ def _write_long_run(result: dict[str, Any], write: Write) -> None:
             f"/events first page ({read['page']} events) {read['events_ms']} ms (medians)"
         )
     if long_run["read_ratio"]:
-        write(f"  end / start latency: /stats {long_run['read_ratio']['stats']}x, /events {long_run['read_ratio']['events']}x")
+        ratio = long_run["read_ratio"]
+        write(f"  end / start latency: /stats {ratio['stats']}x, /events {ratio['events']}x")
     peaks = ", ".join(f"{label} {mib}" for label, mib in result["rss_max_mib"].items())
     write(f"  max RSS MiB: {peaks}")
 

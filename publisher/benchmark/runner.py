@@ -143,8 +143,13 @@ def _long_run(driven: DriverResult, samples: list[RssSample]) -> dict[str, Any]:
             )
             previous_time = at
     reads = [
-        {"stored": r.stored, "stats_ms": round(r.stats_ms, 2), "events_ms": round(r.events_ms, 2), "page": r.events_page}
-        for r in driven.reads
+        {
+            "stored": read.stored,
+            "stats_ms": round(read.stats_ms, 2),
+            "events_ms": round(read.events_ms, 2),
+            "page": read.events_page,
+        }
+        for read in driven.reads
     ]
     ratios = {}
     if len(reads) == 2 and reads[0]["stats_ms"] and reads[0]["events_ms"]:

@@ -51,7 +51,8 @@ class Workload:
 
     def with_events(self, events: int) -> Workload:
         if self.stored_target is not None:
-            return replace(self, stored_target=events, events=_events_to_store(events, self.batch, self.duplicate_ratio))
+            sent = _events_to_store(events, self.batch, self.duplicate_ratio)
+            return replace(self, stored_target=events, events=sent)
         return replace(self, events=events)
 
 
@@ -144,7 +145,11 @@ def build_plan(workload: Workload, *, seed: int) -> Plan:
 
 def _rounds(generator: EventGenerator, workload: Workload) -> Iterator[list[dict]]:
     """Rounds of events; every original is remembered, so later rounds re-send earlier ones too."""
-    round_size = workload.batch if workload.batch and workload.batch > ROUND_EVENTS else ROUND_EVENTS
+    if workload.batch is None:
+        # At least four rounds, so single-event and batch rounds alternate.
+        round_size = max(1, min(ROUND_EVENTS, workload.events // 4))
+    else:
+        round_size = max(workload.batch, ROUND_EVENTS)
     remaining = workload.events
     while remaining > 0:
         round_ = generator.next_round(min(round_size, remaining), workload.duplicate_ratio)

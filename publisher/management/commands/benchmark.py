@@ -69,14 +69,15 @@ class Command(BaseCommand):
                 if events is not None:
                     workload = workload.with_events(events)
                 if not options["json"]:
-                    self.stderr.write(f"{name} (run {run + 1}/{repeat}): {workload.description}, {workload.events:,} events")
-                results.append(
-                    run_workload(workload, config=config, seed=seed + run * len(NAMES) + NAMES.index(name), keep_dir=keep_dir)
-                )
+                    self.stderr.write(
+                        f"{name} (run {run + 1}/{repeat}): {workload.description}, {workload.events:,} events"
+                    )
+                # Each run of each workload gets events of its own.
+                workload_seed = seed + run * len(NAMES) + NAMES.index(name)
+                results.append(run_workload(workload, config=config, seed=workload_seed, keep_dir=keep_dir))
         if options["json"]:
-            self.stdout.write(
-                json.dumps({"seed": seed, "server": config.mode, "results": results, "medians": report.medians(results)}, indent=2)
-            )
+            document = {"seed": seed, "server": config.mode, "results": results, "medians": report.medians(results)}
+            self.stdout.write(json.dumps(document, indent=2))
         else:
             report.write_report(results, self.stdout.write)
         failed = [result["workload"] for result in results if not result["ok"]]

@@ -84,17 +84,42 @@ class DriverResult:
     reads: list[ReadLatency] = field(default_factory=list)
 
 
-def run_in_process(spec: DriverSpec) -> DriverResult:
-    """Play the workload from a separate interpreter and return what it measured."""
+class Phases:
+    """What the parent does when the timed phase starts and ends (e.g. start and stop a profiler)."""
+
+    def started(self) -> None:
+        pass
+
+    def finished(self) -> None:
+        pass
+
+
+def run_in_process(spec: DriverSpec, phases: Phases | None = None) -> DriverResult:
+    """Play the workload from a separate interpreter and return what it measured.
+
+    The driver says "ready" before it starts the clock and waits for "go", then
+    says "finished" once every event is processed, before its last reads.
+    """
+    phases = phases or Phases()
     context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(spec, sender), name=f"benchmark-load-{spec.workload.name}")
+    parent_end, child_end = context.Pipe()
+    process = context.Process(target=_child, args=(spec, child_end), name=f"benchmark-load-{spec.workload.name}")
     process.start()
-    sender.close()
+    child_end.close()
+    result = None
     try:
-        result = receiver.recv()
+        while True:
+            message = parent_end.recv()
+            if message == "ready":
+                phases.started()
+                parent_end.send("go")
+            elif message == "finished":
+                phases.finished()
+            else:
+                result = message
+                break
     except EOFError:
-        result = None
+        pass
     process.join()
     if isinstance(result, BaseException):
         raise result
@@ -103,16 +128,16 @@ def run_in_process(spec: DriverSpec) -> DriverResult:
     return result
 
 
-def _child(spec: DriverSpec, sender) -> None:
+def _child(spec: DriverSpec, connection) -> None:
     try:
-        sender.send(drive(spec))
+        connection.send(drive(spec, connection))
     except BaseException as exc:  # handed to the parent, which raises it
-        sender.send(RuntimeError(f"load driver failed: {type(exc).__name__}: {exc}"))
+        connection.send(RuntimeError(f"load driver failed: {type(exc).__name__}: {exc}"))
     finally:
-        sender.close()
+        connection.close()
 
 
-def drive(spec: DriverSpec) -> DriverResult:
+def drive(spec: DriverSpec, parent=None) -> DriverResult:
     workload = spec.workload
     plan = build_plan(workload, seed=spec.seed)
     measured = ceiling.measure_median(
@@ -135,7 +160,12 @@ def drive(spec: DriverSpec) -> DriverResult:
         _preload(spec.url, plan, session)
         result.reads.append(_read_latency(spec.url, plan, session))
     result.before = _stats(session, spec.url)
+    if parent is not None:
+        parent.send("ready")
+        parent.recv()
     _play(spec.url, plan, workload, result)
+    if parent is not None:
+        parent.send("finished")
     if workload.long_run and result.error is None:
         result.reads.append(_read_latency(spec.url, plan, session))
     return result

@@ -169,6 +169,10 @@ def write_report(results: list[dict[str, Any]], write: Write) -> None:
         if result.get("long_run"):
             _write_long_run(result, write)
 
+    for result in results:
+        if result.get("profile_seconds"):
+            _write_profile(result, write)
+
     write("")
     write("Targets (floors from the issue; medians where runs repeat):")
     for target, measured, met in targets(results):
@@ -200,3 +204,14 @@ def _write_long_run(result: dict[str, Any], write: Write) -> None:
 
 def _rounded(value: float | None) -> int | None:
     return None if value is None else round(value)
+
+
+def _write_profile(result: dict[str, Any], write: Write) -> None:
+    stages = result["profile_seconds"]
+    total = sum(stages.values()) or 1.0
+    per = result["events"] / 5000
+    write("")
+    write(f"{result['workload']}: where the server's running time went (py-spy, all server threads)")
+    write(f"  {'stage':<52} {'s':>7} {'%':>6} {'ms per 5000 events':>19}")
+    for stage, seconds in stages.items():
+        write(f"  {stage:<52} {seconds:>7.2f} {100 * seconds / total:>6.1f} {1000 * seconds / per:>19.1f}")

@@ -10,18 +10,42 @@ from __future__ import annotations
 import shutil
 import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from publisher.benchmark.load import DriverResult, DriverSpec, run_in_process
+from publisher.benchmark import profile
+from publisher.benchmark.load import DriverResult, DriverSpec, Phases, run_in_process
 from publisher.benchmark.server import BenchmarkServer, RssSampler, RssSample, ServerConfig
 from publisher.benchmark.workloads import Workload
 
 MIB = 1024
 
 
+class _Profiling(Phases):
+    """py-spy on the server's processes during the timed phase only."""
+
+    def __init__(self, server: BenchmarkServer, directory: Path, name: str):
+        pids = {label: process.pid for label, process in server.processes.items()}
+        self.recorder = profile.Recorder(directory, name, pids)
+
+    def started(self) -> None:
+        self.recorder.__enter__()
+        time.sleep(profile.ATTACH_SECONDS)  # let py-spy attach before the clock starts
+
+    def finished(self) -> None:
+        self.recorder.__exit__(None, None, None)
+
+
 def run_workload(
-    workload: Workload, *, config: ServerConfig, seed: int, keep_dir: bool = False, temp_root: str = "/tmp"
+    workload: Workload,
+    *,
+    config: ServerConfig,
+    seed: int,
+    keep_dir: bool = False,
+    profile_dir: Path | None = None,
+    run_name: str | None = None,
+    temp_root: str = "/tmp",
 ) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix=f"loggregator-bench-{workload.name}-", dir=temp_root))
     try:
@@ -33,9 +57,12 @@ def run_workload(
                 ddl=server.event_table_ddl(),
                 ceiling_database=str(directory / "ceiling.sqlite3"),
             )
+            profiling = _Profiling(server, profile_dir, run_name or workload.name) if profile_dir else None
             with RssSampler(server) as sampler:
-                driven = run_in_process(spec)
+                driven = run_in_process(spec, profiling)
         result = summarise(workload, config, driven, sampler.samples)
+        if profiling:
+            result["profile_seconds"] = profiling.recorder.stages()
         if keep_dir:
             result["directory"] = str(directory)
         return result

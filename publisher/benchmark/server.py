@@ -27,6 +27,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 READY_DEADLINE = 60.0
 STOP_DEADLINE = 60.0
 RSS_INTERVAL = 0.5
+# Settled: over SETTLE_INTERVAL seconds all server processes together used at
+# most SETTLE_MAX_TICKS clock ticks of CPU (1 tick = 10 ms on Linux).
+SETTLE_INTERVAL = 0.5
+SETTLE_MAX_TICKS = 5
 
 
 def free_port() -> int:
@@ -102,6 +106,7 @@ class BenchmarkServer:
         for number in range(1, self.config.consumers + 1):
             self._spawn(f"run_consumer-{number}", [sys.executable, "manage.py", "run_consumer"])
         self._wait_until_ready()
+        self._wait_until_settled()
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.directory / f"{name}.log", "wb")
@@ -125,6 +130,58 @@ class BenchmarkServer:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"gunicorn did not answer on {self.url}:\n{self.log('gunicorn')}")
                 time.sleep(0.05)  # poll interval
+
+    def _wait_until_settled(self) -> None:
+        """Wait until every gunicorn worker is up and no process is still loading code.
+
+        /stats answers as soon as one worker has loaded the application; a
+        worker still importing would burn CPU on the clock. Booting processes
+        are busy, so the server is settled once all workers exist and the whole
+        group stays nearly idle for a moment.
+        """
+        deadline = time.monotonic() + READY_DEADLINE
+        ticks = self._cpu_ticks()
+        while time.monotonic() < deadline:
+            time.sleep(SETTLE_INTERVAL)  # measuring idleness: nothing to poll
+            now = self._cpu_ticks()
+            busy = sum(now.values()) - sum(ticks.get(pid, 0) for pid in now)
+            workers = len([pid for pid in now if pid not in self._leaders()])
+            ticks = now
+            if workers >= self.config.workers and busy <= SETTLE_MAX_TICKS:
+                return
+        raise RuntimeError("the server never settled: a worker kept booting or busy")
+
+    def _leaders(self) -> set[int]:
+        return {process.pid for process in self.processes.values()}
+
+    def _cpu_ticks(self) -> dict[int, int]:
+        """utime + stime (clock ticks) of every server process."""
+        ticks = {}
+        for pid, _name in self._members():
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                ticks[pid] = int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                continue
+        return ticks
+
+    def _members(self) -> list[tuple[int, str]]:
+        """(pid, name of the process it belongs to) for every process in the server's groups."""
+        groups = {process.pid: name for name, process in self.processes.items()}
+        members = []
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    # The command name may hold spaces: fields start after its ")".
+                    pgid = int(stat.read().rsplit(")", 1)[1].split()[2])
+            except (OSError, IndexError, ValueError):
+                continue  # the process exited meanwhile
+            if pgid in groups:
+                members.append((int(entry.name), groups[pgid]))
+        return members
 
     def stop(self) -> None:
         """SIGTERM every process group; SIGKILL what has not exited by the deadline."""
@@ -175,26 +232,17 @@ class BenchmarkServer:
     # --- memory -----------------------------------------------------------
     def rss(self) -> dict[str, int]:
         """VmRSS in KiB of every server process: gunicorn's master and workers, consumers."""
-        groups = {process.pid: name for name, process in self.processes.items()}
+        leaders = self._leaders()
         found: dict[str, int] = {}
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            pid = int(entry.name)
+        for pid, name in self._members():
             try:
-                with open(f"/proc/{pid}/stat") as stat:
-                    # The command name may hold spaces: fields start after its ")".
-                    fields = stat.read().rsplit(")", 1)[1].split()
-                pgid = int(fields[2])
-                if pgid not in groups:
-                    continue
                 kib = _vm_rss(pid)
-            except (OSError, IndexError, ValueError):
-                continue  # the process exited meanwhile
-            name = groups[pgid]
-            label = name if pid == pgid else f"{name} worker {pid}"
-            if name == "gunicorn" and pid == pgid:
-                label = "gunicorn master"
+            except (OSError, ValueError):
+                continue
+            if pid in leaders:
+                label = "gunicorn master" if name == "gunicorn" else name
+            else:
+                label = f"{name} worker {pid}"
             found[label] = kib
         return found
 

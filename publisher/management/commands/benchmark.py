@@ -1,9 +1,12 @@
 import json
 import random
+import signal
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from publisher.benchmark import report
+from publisher.benchmark.profile import available as profiler_available
 from publisher.benchmark.runner import run_workload
 from publisher.benchmark.server import ServerConfig
 from publisher.benchmark.workloads import FULL, NAMES, QUICK
@@ -15,6 +18,10 @@ def workload_names(value: str) -> list[str]:
     if unknown or not names:
         raise ValueError(value)
     return names
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 class Command(BaseCommand):
@@ -51,17 +58,31 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None, help="Seed for the generated events (default: random).")
         parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of tables.")
         parser.add_argument(
+            "--profile",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="Record the server processes with py-spy during each timed phase; raw stacks go to DIR "
+            "and the report sums them per stage of the write path.",
+        )
+        parser.add_argument(
             "--keep-dir", action="store_true", help="Keep each workload's temporary directory (database, logs)."
         )
 
-    def handle(self, *args, workloads, quick, events, repeat, workers, threads, consumers, seed, keep_dir, **options):
+    def handle(
+        self, *args, workloads, quick, events, repeat, workers, threads, consumers, seed, keep_dir, profile, **options
+    ):
         if repeat < 1 or workers < 1 or threads < 1 or consumers < 0:
             raise CommandError("--repeat, --workers and --threads must be at least 1, --consumers at least 0.")
         if events is not None and events < 1:
             raise CommandError("--events must be at least 1.")
+        if profile is not None and not profiler_available():
+            raise CommandError("--profile needs py-spy: pip install py-spy")
         config = ServerConfig(workers=workers, threads=threads, consumers=consumers)
         catalogue = QUICK if quick else FULL
         seed = random.randrange(2**31) if seed is None else seed
+        # SIGTERM unwinds like Ctrl-C, so the servers and temporary directories are cleaned up.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         results = []
         for run in range(repeat):
             for name in workloads:
@@ -74,7 +95,16 @@ class Command(BaseCommand):
                     )
                 # Each run of each workload gets events of its own.
                 workload_seed = seed + run * len(NAMES) + NAMES.index(name)
-                results.append(run_workload(workload, config=config, seed=workload_seed, keep_dir=keep_dir))
+                results.append(
+                    run_workload(
+                        workload,
+                        config=config,
+                        seed=workload_seed,
+                        keep_dir=keep_dir,
+                        profile_dir=profile,
+                        run_name=f"{name}-{run + 1}",
+                    )
+                )
         if options["json"]:
             document = {"seed": seed, "server": config.mode, "results": results, "medians": report.medians(results)}
             self.stdout.write(json.dumps(document, indent=2))

@@ -2,9 +2,12 @@
 
 `manage.py benchmark --profile DIR` records each workload's server processes
 with `py-spy record --subprocesses --format raw` while the load runs, keeps
-the raw stacks in DIR and sums them into the stages of the write path. Only
-threads that are running are sampled (py-spy's default), so the figures are
-CPU time plus time spent inside SQLite, busy-waits for its lock included.
+the raw stacks in DIR and sums them into the stages of the write path.
+Waiting threads are sampled too (--idle), so a stage's figure is the time
+threads spent in it, running or waiting: SQLite's sleeps while it waits for
+the write lock count in the stage that asked for the lock. Threads with
+nothing to do (a worker waiting on its queue or poller, an idle consumer)
+are summed apart.
 """
 
 from __future__ import annotations
@@ -43,6 +46,17 @@ STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )
 
 
+# Innermost frames of a thread that is waiting, not working, though py-spy sampled it.
+# (function, file), as in STAGES.
+IDLE_LEAVES = (
+    ("select", "selectors.py"),
+    ("wait", "threading.py"),
+    ("_worker", "concurrent/futures/thread.py"),
+    ("wait_for_signals", "gunicorn/arbiter.py"),
+    ("sleep", "gunicorn/arbiter.py"),
+)
+
+
 def executable() -> str | None:
     """py-spy beside this interpreter (a virtualenv's bin/), else on PATH."""
     beside = Path(sys.executable).parent / "py-spy"
@@ -71,7 +85,7 @@ class Recorder:
             self.processes[label] = subprocess.Popen(
                 [
                     executable(), "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
-                    "--rate", str(RATE), "--nonblocking", "--output", str(self.path(label)),
+                    "--rate", str(RATE), "--idle", "--nonblocking", "--output", str(self.path(label)),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=open(self.directory / f"{self.name}-{label}.py-spy.log", "wb"),
@@ -110,9 +124,14 @@ def stage_counts(raw: str) -> Counter[str]:
 def classify(frames: list[str]) -> str:
     """The stage of one stack; frames look like `Class.function (package/module.py:12)`."""
     parsed = [(name, where) for name, _, where in (frame.partition(" (") for frame in frames)]
+    if parsed and any(_matches(parsed[-1], mark) for mark in IDLE_LEAVES):
+        return "idle: threads with nothing to do"
     for stage, marks in STAGES:
-        for function, path in marks:
-            for name, where in parsed:
-                if path in where and (not function or name == function or name.endswith(f".{function}")):
-                    return stage
+        if any(_matches(frame, mark) for mark in marks for frame in parsed):
+            return stage
     return "other"
+
+
+def _matches(frame: tuple[str, str], mark: tuple[str, str]) -> bool:
+    (name, where), (function, path) = frame, mark
+    return path in where and (not function or name == function or name.endswith(f".{function}"))

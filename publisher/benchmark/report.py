@@ -211,7 +211,7 @@ def _write_profile(result: dict[str, Any], write: Write) -> None:
     total = sum(stages.values()) or 1.0
     per = result["events"] / 5000
     write("")
-    write(f"{result['workload']}: where the server's running time went (py-spy, all server threads)")
+    write(f"{result['workload']}: where the server threads' time went (py-spy --idle, thread-seconds)")
     write(f"  {'stage':<52} {'s':>7} {'%':>6} {'ms per 5000 events':>19}")
     for stage, seconds in stages.items():
         write(f"  {stage:<52} {seconds:>7.2f} {100 * seconds / total:>6.1f} {1000 * seconds / per:>19.1f}")

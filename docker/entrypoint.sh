@@ -1,7 +1,7 @@
 #!/bin/sh
 # Image entrypoint: one image, one process per container, chosen by command.
 #
-#   web        apply migrations, then run gunicorn on 0.0.0.0:${PORT:-8000}
+#   web        apply migrations, then run gunicorn ($GUNICORN_BIND, GUNICORN_*)
 #   consumer   python manage.py run_consumer
 #   publisher  python manage.py publish_events [ARGS...]
 #   migrate    python manage.py migrate --noinput
@@ -14,11 +14,8 @@ cmd=${1:-web}
 case "$cmd" in
 web)
     python manage.py migrate --noinput
-    # The config file holds the worker settings; the bind address is the
-    # container's concern, so it is given here.
     exec gunicorn loggregator_site.wsgi:application \
-        --config loggregator_site/gunicorn.conf.py \
-        --bind "0.0.0.0:${PORT:-8000}" "$@"
+        --config loggregator_site/gunicorn.conf.py "$@"
     ;;
 consumer)
     exec python manage.py run_consumer "$@"

@@ -1,0 +1,72 @@
+"""The consumer thread that runs inside each web process by default.
+
+So that `manage.py runserver` (or gunicorn) alone works end to end. Turn it
+off with LOGGREGATOR_INPROCESS_CONSUMER=false when dedicated `run_consumer`
+processes drain the queue.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+
+from django.conf import settings
+from django.db import connections
+
+from events.consumer import Consumer
+
+logger = logging.getLogger(__name__)
+
+_wakeup = threading.Event()
+_stop = threading.Event()
+_thread: threading.Thread | None = None
+_lock = threading.Lock()
+
+
+def notify_new_work() -> None:
+    """Wake this process's consumer thread (publishers call it after commit)."""
+    _wakeup.set()
+
+
+def start_consumer_thread() -> None:
+    global _thread
+    with _lock:
+        if _thread is not None:
+            return
+        config = settings.LOGGREGATOR
+        consumer = Consumer(
+            batch_events=config["CONSUMER_BATCH_EVENTS"],
+            poll_interval=config["CONSUMER_POLL_INTERVAL"],
+            wakeup=_wakeup,
+        )
+        _stop.clear()
+        # A daemon thread, stopped at exit (below) after its current batch:
+        # interpreter shutdown then never waits on an idle poll.
+        _thread = threading.Thread(target=_run, args=(consumer,), name="loggregator-consumer", daemon=True)
+        _thread.start()
+        atexit.register(stop_consumer_thread)
+        logger.info("In-process consumer started")
+
+
+def _run(consumer: Consumer) -> None:
+    try:
+        consumer.run(_stop)
+    finally:
+        connections.close_all()
+
+
+def stop_consumer_thread(timeout: float = 30.0) -> None:
+    """Stop the thread after the batch it is storing; safe to call more than once."""
+    global _thread
+    with _lock:
+        thread, _thread = _thread, None
+    if thread is None:
+        return
+    _stop.set()
+    _wakeup.set()
+    thread.join(timeout)
+    if thread.is_alive():
+        logger.warning("In-process consumer did not stop within %.0f s", timeout)
+    else:
+        logger.info("In-process consumer stopped")

@@ -1,0 +1,74 @@
+"""The Stats counters: written inside the transactions that change what they count.
+
+`received` grows in the publish transaction, `unique_processed` and
+`duplicate_dropped` in the consumer's. Because each total changes atomically
+with the queue, `received == unique_processed + duplicate_dropped + queued` at
+every moment, and `queued` needs no table of its own.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+
+from events.models import Stats
+
+
+@dataclass(frozen=True)
+class Totals:
+    received: int
+    unique_processed: int
+    duplicate_dropped: int
+    topics: list[str]
+
+    @property
+    def queued(self) -> int:
+        return self.received - self.unique_processed - self.duplicate_dropped
+
+
+def add_received(received_by_topic: Mapping[str, int]) -> None:
+    _add({topic: (count, 0, 0) for topic, count in received_by_topic.items()})
+
+
+def add_processed(processed_by_topic: Mapping[str, tuple[int, int]]) -> None:
+    """Add (unique, duplicates) per topic."""
+    _add({topic: (0, unique, duplicates) for topic, (unique, duplicates) in processed_by_topic.items()})
+
+
+def _add(deltas: Mapping[str, tuple[int, int, int]]) -> None:
+    table = connection.ops.quote_name(Stats._meta.db_table)
+    # One shard per transaction; topics in sorted order so that concurrent
+    # writers lock rows in the same order and cannot deadlock.
+    shard = random.randrange(settings.LOGGREGATOR["COUNTER_SHARDS"])
+    rows = [(topic, shard, *deltas[topic]) for topic in sorted(deltas)]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} (topic, shard, received, unique_processed, duplicate_dropped)"
+            " VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT (topic, shard) DO UPDATE SET"
+            f" received = {table}.received + excluded.received,"
+            f" unique_processed = {table}.unique_processed + excluded.unique_processed,"
+            f" duplicate_dropped = {table}.duplicate_dropped + excluded.duplicate_dropped",
+            rows,
+        )
+
+
+def read_totals() -> Totals:
+    """All counters from one statement, so they come from one consistent snapshot."""
+    table = connection.ops.quote_name(Stats._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT topic, SUM(received), SUM(unique_processed), SUM(duplicate_dropped)"
+            f" FROM {table} GROUP BY topic ORDER BY topic"
+        )
+        rows = cursor.fetchall()
+    return Totals(
+        received=sum(row[1] for row in rows),
+        unique_processed=sum(row[2] for row in rows),
+        duplicate_dropped=sum(row[3] for row in rows),
+        topics=[row[0] for row in rows if row[2] > 0],
+    )

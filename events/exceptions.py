@@ -1,0 +1,32 @@
+"""API errors: every one answers JSON with a `detail` that says what is wrong and where."""
+
+from __future__ import annotations
+
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from events.validation import InvalidEvents
+
+
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+class UnsupportedContentEncoding(APIException):
+    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    default_detail = "Unsupported Content-Encoding: send identity or gzip."
+    default_code = "unsupported_content_encoding"
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, InvalidEvents):
+        # Nothing of the batch was accepted: say which item and field failed.
+        return Response(
+            {"detail": str(exc), "item": exc.item, "field": exc.field},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    return drf_exception_handler(exc, context)

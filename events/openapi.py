@@ -1,0 +1,22 @@
+"""OpenAPI pieces that DRF cannot infer: the publish body comes from the msgspec model."""
+
+import msgspec
+
+from events.validation import PublishedEvent
+
+_schema, _components = msgspec.json.schema_components([PublishedEvent], ref_template="#/components/schemas/{name}")
+_event_schema = _components["PublishedEvent"]
+# OpenAPI 3.0 schemas take one `example`, not JSON Schema's `examples` list.
+for _property in _event_schema["properties"].values():
+    if "examples" in _property:
+        _property["example"] = _property.pop("examples")[0]
+_event_schema["properties"]["payload"] = {"type": "object", "description": "Any JSON object.", "additionalProperties": True}
+
+PUBLISH_REQUEST = {
+    "application/json": {
+        "oneOf": [
+            _event_schema,
+            {"type": "array", "items": _event_schema, "minItems": 1, "description": "A batch: accepted whole or not at all."},
+        ]
+    }
+}

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from events import views
+
+urlpatterns = [
+    path("publish", views.PublishView.as_view(), name="publish"),
+    path("events", views.EventListView.as_view(), name="events"),
+    path("stats", views.StatsView.as_view(), name="stats"),
+]

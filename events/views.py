@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import time
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from events import background, counters, intake, pagination
+from events.apps import STARTED_AT
+from events.models import Event
+from events.openapi import PUBLISH_REQUEST
+from events.parsers import PublishedEventsParser
+from events.serializers import (
+    AcceptedSerializer,
+    ErrorSerializer,
+    EventPageSerializer,
+    PublishErrorSerializer,
+    StatsSerializer,
+)
+from events.validation import TOPIC_RULE, InvalidEvents, is_valid_topic
+
+
+class PublishView(APIView):
+    parser_classes = [PublishedEventsParser]
+
+    @extend_schema(
+        summary="Publish one event or a batch",
+        description=(
+            "Validates the whole body, commits it to the durable intake queue and answers at once; "
+            "processing is asynchronous. A batch is accepted whole or not at all. "
+            "Send the same (topic, event_id) as often as you like: only the first copy is stored."
+        ),
+        request=PUBLISH_REQUEST,
+        responses={
+            202: AcceptedSerializer,
+            400: OpenApiResponse(PublishErrorSerializer, description="Invalid event: names the item and field."),
+            413: OpenApiResponse(ErrorSerializer, description="Body over the size limit."),
+            415: OpenApiResponse(ErrorSerializer, description="Not application/json, or an unknown encoding."),
+        },
+    )
+    def post(self, request):
+        events = request.data
+        if not isinstance(events, list):  # an empty body parses to {}
+            raise InvalidEvents("The request body is empty: send one event or an array of events.")
+        intake.enqueue(events)
+        background.notify_new_work()
+        return Response({"accepted": len(events)}, status=status.HTTP_202_ACCEPTED)
+
+
+class EventListView(APIView):
+    @extend_schema(
+        summary="List a topic's unique events",
+        parameters=[
+            OpenApiParameter("topic", OpenApiTypes.STR, required=True, description="The topic, exactly."),
+            OpenApiParameter(
+                "limit",
+                OpenApiTypes.INT,
+                description=f"Events per page, 1 to {pagination.MAX_LIMIT} (default {pagination.DEFAULT_LIMIT}).",
+            ),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="From the `next` URL of the previous page."),
+        ],
+        responses={200: EventPageSerializer, 400: OpenApiResponse(description="Missing topic, bad limit or cursor.")},
+    )
+    def get(self, request):
+        topic = request.query_params.get("topic")
+        if not topic:
+            raise ValidationError({"topic": "This query parameter is required."})
+        if not is_valid_topic(topic):
+            raise ValidationError({"topic": f"Invalid topic: it {TOPIC_RULE}."})
+        limit = pagination.parse_limit(request.query_params.get("limit"))
+        cursor = request.query_params.get("cursor")
+        position = pagination.Position.decode(cursor) if cursor else None
+
+        queryset = pagination.after(Event.objects.filter(topic=topic), position).order_by("timestamp", "id")
+        rows = list(queryset.values_list("id", "event_id", "timestamp", "source", "payload")[: limit + 1])
+        last = pagination.Position(rows[limit - 1][2], rows[limit - 1][0]) if len(rows) > limit else None
+        events = [
+            {"topic": topic, "event_id": event_id, "timestamp": timestamp, "source": source, "payload": payload}
+            for _, event_id, timestamp, source, payload in rows[:limit]
+        ]
+        return Response({"topic": topic, "events": events, "next": pagination.next_url(request, last)})
+
+
+class StatsView(APIView):
+    @extend_schema(summary="Counters of the whole service", responses={200: StatsSerializer})
+    def get(self, request):
+        totals = counters.read_totals()
+        return Response(
+            {
+                "received": totals.received,
+                "unique_processed": totals.unique_processed,
+                "duplicate_dropped": totals.duplicate_dropped,
+                "queued": totals.queued,
+                "topics": totals.topics,
+                "uptime": time.monotonic() - STARTED_AT,
+            }
+        )

@@ -1,0 +1,153 @@
+"""Loggregator settings.
+
+Everything that differs between deployments comes from the environment, with
+defaults that work on a laptop (SQLite under data/, DEBUG on). The README has a
+table of every variable.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from loggregator_site.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    SECRET_KEY = "django-insecure-local-development-only"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "events",
+    "publisher",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "loggregator_site.urls"
+WSGI_APPLICATION = "loggregator_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+# The database is both the event store and the durable intake queue.
+DEFAULT_DATABASE_URL = f"sqlite:///{BASE_DIR / 'data' / 'loggregator.sqlite3'}"
+try:
+    _database = dj_database_url.parse(
+        env_str("DATABASE_URL", DEFAULT_DATABASE_URL),
+        conn_max_age=600,
+        conn_health_checks=True,
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a usable database URL: {exc}") from None
+
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    # Never let "database is locked" reach a client: WAL lets readers run beside
+    # the one writer, IMMEDIATE takes the write lock at BEGIN (so a transaction
+    # never fails half-way on lock upgrade) and the busy timeout queues writers.
+    # synchronous=NORMAL keeps every commit across a process crash; only a power
+    # loss or OS crash may roll back the last commits (see the README).
+    _database["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env_float("SQLITE_BUSY_TIMEOUT", 30.0),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY",
+    }
+    if _database["NAME"] != ":memory:":
+        Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- API ----------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "events.exceptions.exception_handler",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Loggregator API",
+    "DESCRIPTION": (
+        "Collects log events published at least once, stores each (topic, event_id) exactly once, "
+        "and serves them back by topic."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Loggregator ------------------------------------------------------------
+LOGGREGATOR = {
+    # Largest accepted request body, in bytes (413 above it).
+    "MAX_BODY_BYTES": env_int("LOGGREGATOR_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1),
+    # Most events one POST /publish may carry.
+    "MAX_BATCH_EVENTS": env_int("LOGGREGATOR_MAX_BATCH_EVENTS", 10_000, minimum=1),
+    # Run a consumer thread inside each web process (off when dedicated
+    # `run_consumer` processes drain the queue).
+    "INPROCESS_CONSUMER": env_bool("LOGGREGATOR_INPROCESS_CONSUMER", True),
+    # Most events one consumer transaction takes from the queue.
+    "CONSUMER_BATCH_EVENTS": env_int("LOGGREGATOR_CONSUMER_BATCH_EVENTS", 5_000, minimum=1),
+    # How often an idle consumer looks for work another process queued, seconds.
+    "CONSUMER_POLL_INTERVAL": env_float("LOGGREGATOR_CONSUMER_POLL_INTERVAL", 0.05, minimum=0.001),
+    # Counter rows per topic; writers spread over them so no single row is hot.
+    "COUNTER_SHARDS": env_int("LOGGREGATOR_COUNTER_SHARDS", 4, minimum=1),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django": {"level": env_str("DJANGO_LOG_LEVEL", "WARNING"), "propagate": True}},
+}

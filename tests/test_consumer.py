@@ -1,0 +1,87 @@
+"""The consumer loop: batching, stopping, and surviving database errors."""
+
+import threading
+
+import pytest
+from django.db import DatabaseError
+
+from events import consumer as consumer_module
+from events.consumer import Consumer
+from events.models import Event, IntakeBatch
+from tests.factories import events
+from tests.polling import wait_for
+
+
+@pytest.mark.django_db
+def test_it_drains_the_queue_in_batches_of_about_the_configured_size(publish, monkeypatch):
+    for _ in range(5):
+        publish(events(3))
+    calls = []
+    real = consumer_module.process_next_batch
+
+    def spy(*, max_events):
+        calls.append(IntakeBatch.objects.count())
+        return real(max_events=max_events)
+
+    monkeypatch.setattr(consumer_module, "process_next_batch", spy)
+    Consumer(batch_events=6, poll_interval=0.01).run(threading.Event(), until_drained=True)
+    # 5 batches of 3 events, at most 6 events a transaction: 2 + 2 + 1, then an empty look.
+    assert calls == [5, 3, 1, 0]
+    assert Event.objects.count() == 15
+
+
+@pytest.mark.django_db
+def test_a_batch_larger_than_the_limit_is_still_taken_whole(publish):
+    publish(events(20))
+    consumer = Consumer(batch_events=5, poll_interval=0.01)
+    consumer.run(threading.Event(), until_drained=True)
+    assert consumer.unique == 20
+
+
+@pytest.mark.django_db
+def test_a_set_stop_event_ends_the_loop_before_any_work(publish):
+    publish(events(3))
+    stop = threading.Event()
+    stop.set()
+    Consumer(batch_events=100, poll_interval=0.01).run(stop)
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_it_backs_off_after_a_database_error_and_then_recovers(publish, monkeypatch):
+    publish(events(4))
+    real = consumer_module.process_next_batch
+    failures = []
+    waits = []
+
+    def flaky(*, max_events):
+        if not failures:
+            failures.append(1)
+            raise DatabaseError("database went away")
+        return real(max_events=max_events)
+
+    class RecordingStop(threading.Event):
+        def wait(self, timeout=None):
+            waits.append(timeout)  # the back-off, without spending it
+            return self.is_set()
+
+    monkeypatch.setattr(consumer_module, "process_next_batch", flaky)
+    consumer = Consumer(batch_events=100, poll_interval=0.01)
+    consumer.run(RecordingStop(), until_drained=True)
+    assert waits == [1.0]
+    assert consumer.unique == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_consumer_picks_up_new_work_and_stops_when_asked(publish):
+    stop = threading.Event()
+    consumer = Consumer(batch_events=100, poll_interval=0.01)
+    thread = threading.Thread(target=consumer.run, args=(stop,))
+    thread.start()
+    try:
+        publish(events(5))
+        wait_for(lambda: consumer.unique == 5, message="the consumer to store 5 events")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()

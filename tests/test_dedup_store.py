@@ -1,0 +1,117 @@
+"""The write path: the (topic, event_id) constraint decides what is stored; first copy wins."""
+
+import uuid
+
+import pytest
+from django.db import DatabaseError
+
+from events import store
+from events.models import Event, IntakeBatch
+from tests.factories import event, events
+
+
+@pytest.mark.django_db
+def test_duplicates_inside_one_batch_are_stored_once(publish, drain, stats):
+    first = event(payload={"copy": 1})
+    resend = {**first, "timestamp": "2026-02-02T00:00:00Z", "payload": {"copy": 2}}
+    publish([first, *events(3), resend, resend])
+    drain()
+
+    assert Event.objects.count() == 4
+    stored = Event.objects.get(event_id=first["event_id"])
+    assert stored.payload == {"copy": 1}  # the first copy wins
+    assert stats()["duplicate_dropped"] == 2
+
+
+@pytest.mark.django_db
+def test_duplicates_across_batches_are_stored_once(publish, drain, stats):
+    batch = events(50)
+    publish(batch)
+    drain()
+    publish(batch[:20] + events(5))
+    drain()
+
+    assert Event.objects.count() == 55
+    assert stats() | {"uptime": 0, "topics": []} == {
+        "received": 75,
+        "unique_processed": 55,
+        "duplicate_dropped": 20,
+        "queued": 0,
+        "topics": [],
+        "uptime": 0,
+    }
+
+
+@pytest.mark.django_db
+def test_the_same_event_id_under_two_topics_is_two_events(publish, drain, stats):
+    event_id = uuid.uuid4()
+    publish([event("a.b", event_id=event_id), event("a.c", event_id=event_id)])
+    drain()
+    assert Event.objects.filter(event_id=event_id).count() == 2
+    assert stats()["duplicate_dropped"] == 0
+    assert stats()["topics"] == ["a.b", "a.c"]
+
+
+@pytest.mark.django_db
+def test_uuid_case_and_form_do_not_make_a_new_event(publish, drain, stats):
+    event_id = uuid.uuid4()
+    publish(event(event_id=str(event_id).upper()))
+    publish(event(event_id=str(event_id)))
+    publish(event(event_id=event_id.hex))
+    drain()
+    assert Event.objects.get().event_id == event_id
+    assert stats()["unique_processed"] == 1
+    assert stats()["duplicate_dropped"] == 2
+
+
+@pytest.mark.django_db
+def test_timestamps_are_stored_in_utc(publish, drain):
+    publish(
+        [
+            event("t", timestamp="2026-03-01T10:00:00+07:00"),
+            event("t", timestamp="2026-03-01T03:00:01Z"),
+            event("t", timestamp="2026-03-01T03:00:02"),
+        ]
+    )
+    drain()
+    stored = [e.timestamp.isoformat() for e in Event.objects.order_by("id")]
+    assert stored == ["2026-03-01T03:00:00+00:00", "2026-03-01T03:00:01+00:00", "2026-03-01T03:00:02+00:00"]
+
+
+@pytest.mark.django_db
+def test_small_consumer_batches_still_drop_every_duplicate(publish, drain, stats):
+    batch = events(30)
+    for item in batch + batch[::3]:
+        publish(item)
+    consumer = drain(batch_events=7)
+    assert (consumer.unique, consumer.duplicates) == (30, 10)
+    assert Event.objects.count() == 30
+    assert stats()["queued"] == 0
+
+
+@pytest.mark.django_db
+def test_a_failure_mid_batch_rolls_back_everything(publish, drain, stats, monkeypatch):
+    publish(events(10))
+
+    def fail(processed):
+        raise DatabaseError("disk on fire")
+
+    monkeypatch.setattr(store.counters, "add_processed", fail)
+    with pytest.raises(DatabaseError):
+        store.process_next_batch(max_events=100)
+
+    # The inserts and the claim rolled back with the counters: nothing is lost.
+    assert Event.objects.count() == 0
+    assert IntakeBatch.objects.count() == 1
+    assert stats()["queued"] == 10
+
+    monkeypatch.undo()
+    drain()
+    assert Event.objects.count() == 10
+    assert stats()["unique_processed"] == 10
+    assert stats()["queued"] == 0
+
+
+@pytest.mark.django_db
+def test_process_next_batch_reports_an_empty_queue():
+    assert store.process_next_batch(max_events=100) is None

@@ -9,9 +9,10 @@
 # Exit status 0 only if every step passed. It runs its own Compose project
 # (loggregator-check) and image tag, so a stack you run is not touched.
 #
-# Environment: LOGGREGATOR_CHECK_EVENTS (2000), LOGGREGATOR_KEEP_ENGINE=1
-# leaves an engine this script started running; see start-dockerd.sh for
-# the engine's own settings.
+# Environment: LOGGREGATOR_CHECK_EVENTS (2000); LOGGREGATOR_KEEP_ENGINE=1
+# leaves an engine this script started running; LOGGREGATOR_CHECK_PROGRESS
+# (quiet) is Compose's --progress; see start-dockerd.sh for the engine's
+# own settings.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tools.sh
@@ -33,6 +34,7 @@ fi
 "$here/make-base-image.sh"
 
 envfile=$(mktemp)
+buildlog=$(mktemp)
 cat >"$envfile" <<EOF
 SECRET_KEY=check-$(python3 -c 'import secrets; print(secrets.token_urlsafe(40))')
 DEBUG=false
@@ -43,7 +45,7 @@ EOF
 
 compose() {
     "$COMPOSE" --project-directory "$here" -f "$here/compose.yaml" \
-        -p "$PROJECT" --env-file "$envfile" "$@"
+        -p "$PROJECT" --env-file "$envfile" --progress "${LOGGREGATOR_CHECK_PROGRESS:-quiet}" "$@"
 }
 
 cleanup() {
@@ -55,7 +57,7 @@ cleanup() {
         compose logs --no-color --tail 60 >&2 || true
     fi
     compose down -v --remove-orphans --timeout 45 >/dev/null 2>&1 || true
-    rm -f "$envfile"
+    rm -f "$envfile" "$buildlog"
     if [ "$engine_started" = 1 ] && [ "${LOGGREGATOR_KEEP_ENGINE:-0}" != 1 ]; then
         "$here/stop-dockerd.sh" || true
     fi
@@ -76,8 +78,8 @@ compose down -v --remove-orphans >/dev/null 2>&1 || true
 
 log "building the image"
 nice -n 10 "$COMPOSE" --project-directory "$here" -f "$here/compose.yaml" \
-    -p "$PROJECT" --env-file "$envfile" build --quiet web \
-    || fail "image build"
+    -p "$PROJECT" --env-file "$envfile" --progress plain build web >"$buildlog" 2>&1 \
+    || { tail -40 "$buildlog" >&2; fail "image build"; }
 
 log "starting web and consumer, waiting until healthy"
 compose up -d --wait --wait-timeout 180 web consumer || fail "stack did not become healthy"

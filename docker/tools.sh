@@ -26,4 +26,7 @@ ensure_tools() {
     HADOLINT=$TOOLS_VENV/bin/hadolint
     SHELLCHECK=$TOOLS_VENV/bin/shellcheck
     export COMPOSE HADOLINT SHELLCHECK
+    # No buildx plugin here: let Compose build through the engine's own
+    # BuildKit instead of trying Bake first (and warning about it).
+    export COMPOSE_BAKE=false
 }

@@ -1,0 +1,178 @@
+"""Against real gunicorn processes: publish, stop, crash, restart; nothing acknowledged is lost or doubled."""
+
+import random
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.factories import event, events
+from tests.polling import wait_for
+from tests.servers import AggregatorServer, ConsumerProcess
+
+
+def stored_ids(server: AggregatorServer, topic: str) -> list[str]:
+    """Every event_id listed for a topic, through the paginated API."""
+    ids, url = [], f"{server.url}/events?topic={topic}&limit=2000"
+    while url:
+        page = server.session.get(url, timeout=60).json()
+        ids += [e["event_id"] for e in page["events"]]
+        url = page["next"]
+    return ids
+
+
+def assert_exact(stats: dict, *, unique: int, duplicates: int):
+    assert stats["queued"] == 0
+    assert stats["unique_processed"] == unique
+    assert stats["duplicate_dropped"] == duplicates
+    assert stats["received"] == unique + duplicates
+
+
+class Publisher(threading.Thread):
+    """Sends its requests one after another and records what each got back.
+
+    With `retry`, an unanswered request is sent again until it is acknowledged,
+    as an at-least-once publisher does while the server restarts.
+    """
+
+    def __init__(self, url: str, requests_to_send: list[list[dict]], *, retry: bool = False):
+        super().__init__()
+        self.url = url
+        self.pending = requests_to_send
+        self.retry = retry
+        self.acknowledged: list[list[dict]] = []
+        self.unanswered: list[list[dict]] = []
+        self.stop = threading.Event()
+
+    def run(self):
+        session = requests.Session()
+        for body in self.pending:
+            while not self.stop.is_set():
+                try:
+                    response = session.post(f"{self.url}/publish", json=body, timeout=60)
+                    acknowledged = response.status_code == 202
+                except requests.RequestException:
+                    acknowledged = False
+                if acknowledged:
+                    self.acknowledged.append(body)
+                    break
+                self.unanswered.append(body)
+                if not self.retry:
+                    break
+                self.stop.wait(0.05)  # retry pacing while the server is down
+
+
+def test_concurrent_publishers_with_overlapping_duplicates_get_exact_counts(aggregator_server):
+    unique = events(2000, topic="e2e.orders") + events(1000, topic="e2e.refunds")
+    rng = random.Random(7)
+    resent = rng.sample(unique, 900)
+    stream = unique + resent
+    rng.shuffle(stream)
+    # Batches and single events, from 6 connections at once.
+    bodies = [stream[i : i + 250] for i in range(0, 2500, 250)] + stream[2500:]
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda body: aggregator_server.publish(body).status_code, bodies))
+    assert set(statuses) == {202}
+
+    assert_exact(aggregator_server.wait_until_processed(), unique=3000, duplicates=900)
+    assert sorted(stored_ids(aggregator_server, "e2e.orders")) == sorted(
+        e["event_id"] for e in unique if e["topic"] == "e2e.orders"
+    )
+
+
+def test_sigterm_answers_in_flight_requests_and_a_restart_keeps_everything(aggregator_server):
+    publisher = Publisher(aggregator_server.url, [events(500, topic="e2e.term") for _ in range(200)])
+    publisher.start()
+    wait_for(lambda: len(publisher.acknowledged) >= 3, message="some publishes to be acknowledged")
+    assert aggregator_server.stop(signal.SIGTERM) == 0
+    publisher.stop.set()
+    publisher.join()
+
+    aggregator_server.start()
+    acknowledged = [e for body in publisher.acknowledged for e in body]
+    stats = aggregator_server.wait_until_processed()
+    # A request cut off by the shutdown may have been committed before its answer was lost.
+    assert len(acknowledged) <= stats["unique_processed"] <= len(acknowledged) + 500 * len(publisher.unanswered)
+    assert_exact(stats, unique=stats["unique_processed"], duplicates=0)
+    assert set(e["event_id"] for e in acknowledged) <= set(stored_ids(aggregator_server, "e2e.term"))
+
+
+@pytest.mark.parametrize("kills", [3])
+def test_sigkill_during_publishing_loses_nothing_acknowledged_and_doubles_nothing(aggregator_server, kills):
+    batches = [events(400, topic="e2e.kill") for _ in range(60)]
+    rng = random.Random(11)
+    # Every batch goes out twice: a retry of an earlier batch follows each new one.
+    bodies = []
+    for i, body in enumerate(batches):
+        bodies.append(body)
+        bodies.append(batches[rng.randrange(i + 1)])
+    publisher = Publisher(aggregator_server.url, bodies, retry=True)
+    publisher.start()
+    for _ in range(kills):
+        acknowledged_before = len(publisher.acknowledged)
+        wait_for(lambda: len(publisher.acknowledged) > acknowledged_before + 2, message="publishes between kills")
+        aggregator_server.kill()
+        aggregator_server.start()
+    publisher.join()
+    assert publisher.unanswered, "no request was cut off: the kills missed the traffic"
+
+    # The retrying publisher got every request acknowledged in the end, so
+    # every event is stored, once; resends only add duplicates.
+    stats = aggregator_server.wait_until_processed()
+    stored = stored_ids(aggregator_server, "e2e.kill")
+    sent = {e["event_id"] for body in bodies for e in body}
+    assert len(stored) == len(set(stored))
+    assert set(stored) == sent
+    assert_exact(stats, unique=len(sent), duplicates=stats["received"] - len(sent))
+    assert stats["received"] >= sum(len(body) for body in bodies)
+
+
+def test_a_backlog_left_by_a_crash_is_processed_after_restart_without_new_traffic(tmp_path):
+    # Consumer off, so the backlog is certainly still queued when the server dies.
+    server = AggregatorServer(tmp_path, LOGGREGATOR_INPROCESS_CONSUMER="false")
+    server.start()
+    try:
+        batch = events(1000, topic="e2e.backlog")
+        assert server.publish(batch).status_code == 202
+        assert server.publish(batch[:250]).status_code == 202
+        server.kill()
+
+        server.env["LOGGREGATOR_INPROCESS_CONSUMER"] = "true"
+        server.start()
+        assert_exact(server.wait_until_processed(), unique=1000, duplicates=250)
+    finally:
+        server.stop()
+
+
+def test_a_consumer_killed_mid_batch_leaves_its_batch_for_the_next_one(tmp_path):
+    server = AggregatorServer(tmp_path, LOGGREGATOR_INPROCESS_CONSUMER="false")
+    server.start()
+    consumer = ConsumerProcess(server, "--batch-size", "2000")
+    try:
+        payload = {f"k{i}": "v" * 20 for i in range(20)}
+        batches = [events(2000, topic="e2e.consumer", payload=payload) for _ in range(15)]
+        for body in batches + batches[:5]:
+            assert server.publish(body).status_code == 202
+
+        consumer.start()
+        wait_for(lambda: 0 < server.stats()["unique_processed"], deadline=120, interval=0.005)
+        consumer.kill()
+        mid = server.stats()
+        assert mid["queued"] > 0, "the consumer finished before it could be killed"
+
+        consumer = ConsumerProcess(server, "--once")
+        consumer.start()
+        assert consumer.process.wait(300) == 0
+        assert_exact(server.stats(), unique=30_000, duplicates=10_000)
+        assert len(set(stored_ids(server, "e2e.consumer"))) == 30_000
+    finally:
+        consumer.kill()
+        server.stop()
+
+
+def test_a_single_event_is_processed_soon_after_its_202(aggregator_server):
+    # Poll /stats right after the 202: the in-process consumer is woken at once.
+    assert aggregator_server.publish(event("e2e.latency")).status_code == 202
+    assert_exact(aggregator_server.wait_until_processed(), unique=1, duplicates=0)

@@ -1,0 +1,55 @@
+"""Settings come from the environment; a bad value stops the service at startup, loudly."""
+
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from loggregator_site import env
+from tests.servers import PROJECT_DIR, service_env
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("0", False), ("YES", True), ("off", False), ("", True)])
+def test_env_bool_reads_the_usual_spellings(monkeypatch, raw, expected):
+    monkeypatch.setenv("FLAG", raw)
+    assert env.env_bool("FLAG", True) is expected
+
+
+@pytest.mark.parametrize(
+    ("reader", "raw"),
+    [(env.env_bool, "maybe"), (env.env_int, "12x"), (env.env_int, "-1"), (env.env_float, "nan"), (env.env_float, "x")],
+)
+def test_a_bad_value_names_the_variable(monkeypatch, reader, raw):
+    monkeypatch.setenv("SETTING", raw)
+    with pytest.raises(ImproperlyConfigured, match="SETTING="):
+        reader("SETTING", 1)
+
+
+def check(**environment):
+    env_vars = service_env(f"sqlite:///{PROJECT_DIR}/data/never-created.sqlite3")
+    env_vars.pop("SECRET_KEY", None)
+    env_vars.update(environment)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=PROJECT_DIR, env=env_vars, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"DEBUG": "perhaps"}, "DEBUG='perhaps' is not a boolean"),
+        ({"DEBUG": "false"}, "SECRET_KEY must be set"),
+        ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL is not a usable database URL"),
+        ({"LOGGREGATOR_MAX_BATCH_EVENTS": "0"}, "LOGGREGATOR_MAX_BATCH_EVENTS='0' must be at least 1"),
+    ],
+)
+def test_the_service_refuses_to_start_with_a_bad_setting(environment, message):
+    result = check(**environment)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_the_defaults_work_on_a_laptop():
+    result = check()
+    assert result.returncode == 0, result.stderr

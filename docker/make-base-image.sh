@@ -29,6 +29,9 @@ FORCE=0
 [ "${1:-}" = --force ] && FORCE=1
 
 log() { echo "make-base-image: $*" >&2; }
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tools.sh
+. "$here/tools.sh"
 
 if [ "$FORCE" = 0 ] && docker image inspect "$TAG" >/dev/null 2>&1; then
     log "$TAG is already there; nothing to do (--force rebuilds the stand-in)"
@@ -38,17 +41,24 @@ fi
 if [ ! -s "$TARBALL" ] || [ "$FORCE" = 1 ]; then
     if ! command -v debootstrap >/dev/null; then
         log "installing debootstrap from Debian"
-        apt-get update -q >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >&2
+        quietly /var/log/loggregator-docker-apt.log sh -c \
+            'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap'
     fi
     mkdir -p "$CACHE"
     root=$(mktemp -d "$CACHE/rootfs.XXXXXX")
-    trap 'rm -rf "$root"' EXIT
+    # debootstrap mounts /proc and /sys inside the tree while it works: a
+    # failed run may leave them mounted, so unmount before removing, and never
+    # cross into another filesystem.
+    cleanup_root() {
+        grep -o " $root/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l || true
+        rm -rf --one-file-system "$root"
+    }
+    trap cleanup_root EXIT
     log "debootstrap $SUITE into $root (a few minutes)"
     # minbase: dpkg, apt and the essential packages only, like the slim image.
-    nice debootstrap --variant=minbase \
+    quietly "$CACHE/debootstrap.log" nice debootstrap --variant=minbase \
         --include=python3,python3-venv,python3-pip,ca-certificates,netbase,tzdata \
-        "$SUITE" "$root" "$MIRROR" >&2
+        "$SUITE" "$root" "$MIRROR"
 
     # Like python:*-slim: `python` and `pip` in /usr/local/bin.
     ln -sf /usr/bin/python3 "$root/usr/local/bin/python"
@@ -68,7 +78,7 @@ if [ ! -s "$TARBALL" ] || [ "$FORCE" = 1 ]; then
     log "packing $TARBALL"
     tar -C "$root" --numeric-owner -cf "$TARBALL.tmp" .
     mv "$TARBALL.tmp" "$TARBALL"
-    rm -rf "$root"
+    cleanup_root
     trap - EXIT
 fi
 
@@ -81,6 +91,6 @@ docker import \
     --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
     --change 'LABEL org.loggregator.stand-in=debootstrap-bookworm' \
     --change 'CMD ["python3"]' \
-    "$TARBALL" "$TAG" >&2
+    "$TARBALL" "$TAG" >/dev/null
 docker run --rm "$TAG" sh -c 'python --version && pip --version && python -m venv /tmp/v && /tmp/v/bin/pip --version' >&2
 log "done: $TAG"

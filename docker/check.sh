@@ -6,7 +6,8 @@
 #   publish a round with the publisher service (publish_events --verify:
 #   it checks the counters grew by exactly what it sent), check /stats adds up, restart the stack and check the
 #   counts survived on the volume and that SIGTERM stopped every process
-#   cleanly, then remove the stack and its volume.
+#   cleanly, check the logs hold no error, then remove the stack and its
+#   volume.
 # Exit status 0 only if every step passed. It runs its own Compose project
 # (loggregator-check) and image tag, so a stack you run is not touched.
 #
@@ -136,3 +137,9 @@ for key in received unique_processed duplicate_dropped; do
         || fail "$key changed across a restart: $drained -> $again"
 done
 log "counts survived the restart on the named volume"
+
+# Nothing went wrong on the way (both runs), even where no request failed.
+if compose logs --no-color web consumer | grep -E 'Traceback|\[ERROR\]| ERROR ' >&2; then
+    fail "errors in the logs of web or consumer (above)"
+fi
+log "no errors in the logs"

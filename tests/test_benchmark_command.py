@@ -8,9 +8,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from publisher.benchmark.ceiling import database_rows
+from publisher.benchmark.load import DriverResult
+from publisher.benchmark.profile import stage_counts
 from publisher.benchmark.report import write_report
 from publisher.benchmark.runner import summarise
-from publisher.benchmark.load import DriverResult
 from publisher.benchmark.server import ServerConfig
 from publisher.benchmark.workloads import FULL, QUICK, build_plan
 from tests.servers import PROJECT_DIR
@@ -142,3 +143,26 @@ def test_a_wrong_count_is_a_failure_not_a_figure():
     assert result["percent_of_ceiling"] is None
     assert "unique 76, expected 75" in result["problems"][0]
     assert any(line.startswith("batch5000") and "FAILED" in line for line in lines)
+
+
+def test_profiles_are_summed_per_stage_of_the_write_path():
+    raw = "\n".join(
+        [
+            "process 1:\"gunicorn\";Thread.run (threading.py:982);Consumer.run (events/consumer.py:38);"
+            "process_next_batch (events/store.py:68);store_events (events/store.py:34);"
+            "SQLiteCursorWrapper.executemany (django/db/backends/sqlite3/base.py:371) 7",
+            "process 1:\"gunicorn\";WSGIHandler.__call__ (django/core/handlers/wsgi.py:124);"
+            "PublishView.post (events/views.py:50);enqueue (events/intake.py:80);"
+            "add_received (events/counters.py:35) 2",
+            "process 1:\"gunicorn\";Thread.run (threading.py:982);_worker (concurrent/futures/thread.py:81) 5",
+            "process 1:\"gunicorn\";ThreadWorker.handle (gunicorn/workers/gthread.py:553);"
+            "Message.parse_headers (gunicorn/http/message.py:364) 3",
+        ]
+    )
+
+    assert stage_counts(raw) == {
+        "consumer: insert events": 7,
+        "publish: counters": 2,
+        "idle: threads with nothing to do": 5,
+        "HTTP, Django and DRF": 3,
+    }

@@ -59,7 +59,11 @@ def run_workload(
             )
             profiling = _Profiling(server, profile_dir, run_name or workload.name) if profile_dir else None
             with RssSampler(server) as sampler:
-                driven = run_in_process(spec, profiling)
+                try:
+                    driven = run_in_process(spec, profiling)
+                finally:
+                    if profiling:  # also when the driver failed before saying "finished"
+                        profiling.finished()
         result = summarise(workload, config, driven, sampler.samples)
         if profiling:
             result["profile_seconds"] = profiling.recorder.stages()

@@ -76,7 +76,7 @@ def medians(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "runs": len(runs),
             "failed": len(runs) - len(good),
             **{
-                key: statistics.median(run[key] for run in good) if good else None
+                key: _median([run[key] for run in good])
                 for key in ("end_to_end_events_per_second", "accept_events_per_second", "percent_of_ceiling")
             },
         }
@@ -215,3 +215,8 @@ def _write_profile(result: dict[str, Any], write: Write) -> None:
     write(f"  {'stage':<52} {'s':>7} {'%':>6} {'ms per 5000 events':>19}")
     for stage, seconds in stages.items():
         write(f"  {stage:<52} {seconds:>7.2f} {100 * seconds / total:>6.1f} {1000 * seconds / per:>19.1f}")
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return round(statistics.median(present), 1) if present else None

@@ -65,12 +65,11 @@ def read_totals() -> Totals:
             "SELECT topic, SUM(received), SUM(unique_processed), SUM(duplicate_dropped)"
             f" FROM {table} GROUP BY topic ORDER BY topic"
         )
-        # PostgreSQL sums bigints as numeric (Decimal): back to int, or the
-        # JSON would say 19.0.
-        rows = [(topic, int(received), int(unique), int(duplicates)) for topic, received, unique, duplicates in cursor]
+        rows = cursor.fetchall()
+    # PostgreSQL sums bigints as numeric (Decimal): back to int for the API.
     return Totals(
-        received=sum(row[1] for row in rows),
-        unique_processed=sum(row[2] for row in rows),
-        duplicate_dropped=sum(row[3] for row in rows),
+        received=int(sum(row[1] for row in rows)),
+        unique_processed=int(sum(row[2] for row in rows)),
+        duplicate_dropped=int(sum(row[3] for row in rows)),
         topics=[row[0] for row in rows if row[2] > 0],
     )

@@ -3,20 +3,26 @@
 Publishing commits one IntakeBatch row (and the `received` counters) before
 the 202 goes out, so an acknowledged event survives any crash. The rows hold
 the events already normalised for the database (events.store inserts them as
-they are), in a compact msgspec encoding that decodes in a few milliseconds.
+they are), msgspec-encoded and zstd-compressed: compressing takes a few
+milliseconds outside the transaction and cuts what the database writes, under
+its write lock, by an order of magnitude.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass
 
 import msgspec
-from django.db import connection, transaction
+import zstandard
+from django.db import connection
 from django.utils import timezone
 
 from events import counters, wakeup
 from events.models import IntakeBatch
+from events.db import write_transaction
+from events.group_commit import GroupCommit
 from events.validation import PublishedEvent
 
 # (topic, event_id, timestamp, source, payload JSON text) in database form.
@@ -24,13 +30,16 @@ EventRow = tuple[str, str, str, str, str]
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(list[tuple[str, str, str, str, msgspec.Raw]])
+# Level 1: most of the size saving for a fraction of the time of higher levels.
+# (zstd contexts are not thread-safe: one per thread.)
+_zstd = threading.local()
 
 
 def encode(events: list[PublishedEvent]) -> bytes:
     """Encode validated events as the database will store them."""
     # Without a native uuid type Django keeps UUIDs as 32 hex digits.
     native_uuid = connection.features.has_native_uuid_field
-    return _encoder.encode(
+    encoded = _encoder.encode(
         [
             (
                 event.topic,
@@ -44,22 +53,57 @@ def encode(events: list[PublishedEvent]) -> bytes:
             for event in events
         ]
     )
+    return _compressor().compress(encoded)
 
 
 def decode(body: bytes) -> list[EventRow]:
-    return [
-        (topic, event_id, timestamp, source, bytes(payload).decode())
-        for topic, event_id, timestamp, source, payload in _decoder.decode(body)
-    ]
+    rows = _decoder.decode(_decompressor().decompress(body))
+    return [(topic, event_id, timestamp, source, bytes(payload).decode()) for topic, event_id, timestamp, source, payload in rows]
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    if not hasattr(_zstd, "compressor"):
+        _zstd.compressor = zstandard.ZstdCompressor(level=1)
+    return _zstd.compressor
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    if not hasattr(_zstd, "decompressor"):
+        _zstd.decompressor = zstandard.ZstdDecompressor()
+    return _zstd.decompressor
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    body: bytes
+    event_count: int
+    received_by_topic: Counter[str]
 
 
 def enqueue(events: list[PublishedEvent]) -> None:
-    """Commit the events to the queue and count them as received: all or nothing."""
-    body = encode(events)
-    with transaction.atomic():
-        IntakeBatch.objects.create(accepted_at=timezone.now(), event_count=len(events), body=body)
-        counters.add_received(Counter(event.topic for event in events))
+    """Commit the events to the queue and count them as received: all or nothing.
+
+    Returns once committed. Concurrent calls share transactions (group commit).
+    """
+    _group_commit.submit(_Accepted(encode(events), len(events), Counter(event.topic for event in events)))
+
+
+def _write_accepted(accepted: list[_Accepted]) -> None:
+    table = connection.ops.quote_name(IntakeBatch._meta.db_table)
+    accepted_at = connection.ops.adapt_datetimefield_value(timezone.now())
+    received_by_topic = sum((item.received_by_topic for item in accepted), Counter())
+    with write_transaction(), connection.cursor() as cursor:
+        # Plain SQL: building model instances costs more than the insert on
+        # the single-event path.
+        cursor.executemany(
+            f"INSERT INTO {table} (accepted_at, event_count, body) VALUES (%s, %s, %s)",
+            [(accepted_at, item.event_count, item.body) for item in accepted],
+        )
+        counters.add_received(received_by_topic)
         wakeup.notify_at_commit()
+
+
+_group_commit = GroupCommit(_write_accepted)
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from operator import itemgetter
 
-from django.db import connection, transaction
+from django.db import connection
 
 from events import counters, intake
 from events.models import Event
+from events.db import write_transaction
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def process_next_batch(*, max_events: int) -> StoredBatch | None:
     """
     if not intake.has_pending():  # a cheap read before taking the write lock
         return None
-    with transaction.atomic():
+    with write_transaction():
         claimed = intake.claim(max_events)
         if not claimed:
             return None

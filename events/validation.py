@@ -67,7 +67,8 @@ class PublishedEvent(msgspec.Struct):
         payload = bytes(self.payload)
         if not payload.startswith(b"{"):
             raise ValueError("`payload` must be a JSON object")
-        if _escaped_nul.search(payload):
+        # The substring test first: the regex alone tries every offset (150 ms on 3.6 MB).
+        if b"\\u0000" in payload and _escaped_nul.search(payload):
             raise ValueError("`payload` must not contain NUL characters (\\u0000)")
         if self.timestamp.tzinfo is not None:
             try:

@@ -7,6 +7,7 @@ path. DRF still owns the view, the errors and the schema (events.openapi).
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import datetime, timezone
@@ -18,6 +19,12 @@ TOPIC_PATTERN = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+){0,4}$"
 TOPIC_MAX_LENGTH = 255
 TOPIC_RULE = "must be 1 to 5 dot-separated segments of letters, digits and underscores"
 SOURCE_MAX_LENGTH = 255
+# Deeper payloads are refused: reading one back (json.loads, the renderers)
+# recurses once per level and must stay far from Python's recursion limit.
+MAX_PAYLOAD_DEPTH = 64
+# Integers must fit a signed or an unsigned 64-bit integer, as most readers
+# (PostgreSQL's bigint, JavaScript's BigInt64, Go, Java) can hold them.
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 
 # msgspec checks `pattern` with re.search, where `$` also matches before a
 # trailing newline; the full match below closes that gap.
@@ -78,6 +85,8 @@ class PublishedEvent(msgspec.Struct):
 
 
 _decoder = msgspec.json.Decoder(list[PublishedEvent] | PublishedEvent)
+_value_decoder = msgspec.json.Decoder()
+_items_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 class InvalidEvents(Exception):
@@ -119,7 +128,110 @@ def parse_events(body: bytes, *, max_events: int) -> list[PublishedEvent]:
         raise InvalidEvents("The batch is empty: send one event or an array of 1 or more events.")
     if len(events) > max_events:
         raise InvalidEvents(f"The batch has {len(events)} events; at most {max_events} are accepted per request.")
+    _check_values(body, batch=isinstance(decoded, list))
     return events
+
+
+def _check_values(body: bytes, *, batch: bool) -> None:
+    """Refuse what the typed decode lets through: duplicate keys, integers beyond 64 bits,
+    floats beyond double range, invalid UTF-8 in payload strings, too deep nesting.
+
+    The payload is kept as raw JSON, so it is decoded once more here. Fast path
+    (about 8 ms on a 3.6 MB batch): decode the whole body, walk it for depth and
+    integer range, and compare its re-encoding with the body minus whitespace;
+    if they are equal no key was dropped, so no object had a duplicate. Bodies
+    the comparison cannot vouch for (string escapes, float spellings such as
+    1e3, duplicates) are checked item by item with the exact, slower parser.
+    """
+    try:
+        document = _value_decoder.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        pass  # located below
+    else:
+        depth = MAX_PAYLOAD_DEPTH + (2 if batch else 1)
+        if _value_problem(document, depth) is None and (
+            msgspec.json.encode(document) == msgspec.json.format(body, indent=-1)
+        ):
+            return
+    items = _items_decoder.decode(body) if batch else [body]
+    for index, item in enumerate(items):
+        try:
+            _check_item(bytes(item))
+        except InvalidEvents as exc:
+            exc.item = index if batch else None
+            raise
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _refuse_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen = set()
+        raise _DuplicateKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return value
+
+
+def _check_item(item: bytes) -> None:
+    try:
+        value = _value_decoder.decode(item)
+    except msgspec.ValidationError:  # "Number out of range": only the payload holds free-form numbers
+        raise InvalidEvents("has a number beyond the range of a 64-bit float", field="payload") from None
+    except (UnicodeDecodeError, msgspec.DecodeError):
+        raise InvalidEvents("has a string that is not valid UTF-8", field="payload") from None
+    except RecursionError:
+        raise InvalidEvents(f"is nested more than {MAX_PAYLOAD_DEPTH} levels deep", field="payload") from None
+    if problem := _value_problem(value["payload"], MAX_PAYLOAD_DEPTH):
+        raise InvalidEvents(problem, field="payload")
+    if problem := _value_problem(value, 1 + MAX_PAYLOAD_DEPTH):
+        raise InvalidEvents(f"The event {problem}")
+    try:
+        json.loads(item, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKey as exc:
+        key = exc.args[0]
+        try:
+            json.loads(_payload_of(item), object_pairs_hook=_refuse_duplicates)
+        except _DuplicateKey:
+            raise InvalidEvents(f"has the key `{key}` twice in one object", field="payload") from None
+        raise InvalidEvents(f"The event has the key `{key}` twice", field=key) from None
+
+
+def _payload_of(item: bytes) -> bytes:
+    return bytes(msgspec.json.decode(item, type=_PayloadOnly).payload)
+
+
+class _PayloadOnly(msgspec.Struct):
+    payload: msgspec.Raw
+
+
+def _value_problem(value, max_depth: int) -> str | None:
+    """Why a decoded JSON value is refused (too deep, an integer beyond 64 bits), or None."""
+    # Per container, not per value: set(map(type, ...)) runs in C, and most
+    # containers hold only strings and small numbers.
+    level, depth = [value], 1
+    while level:
+        if depth > max_depth:
+            return f"is nested more than {MAX_PAYLOAD_DEPTH} levels deep"
+        below = []
+        for container in level:
+            values = container.values() if type(container) is dict else container
+            kinds = set(map(type, values))
+            if kinds.isdisjoint(_NOTABLE):
+                continue
+            if int in kinds:
+                numbers = [item for item in values if type(item) is int]
+                if min(numbers) < INT_MIN or max(numbers) > INT_MAX:
+                    big = next(item for item in numbers if not INT_MIN <= item <= INT_MAX)
+                    return f"has the integer {big} beyond the signed and unsigned 64-bit range"
+            if dict in kinds or list in kinds:
+                below += [item for item in values if type(item) is dict or type(item) is list]
+        level, depth = below, depth + 1
+    return None
+
+
+_NOTABLE = frozenset({int, dict, list})
 
 
 def _describe(error: str) -> InvalidEvents:

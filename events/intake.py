@@ -3,15 +3,19 @@
 Publishing commits one IntakeBatch row (and the `received` counters) before
 the 202 goes out, so an acknowledged event survives any crash. The rows hold
 the events already normalised for the database (events.store inserts them as
-they are), in a compact msgspec encoding that decodes in a few milliseconds.
+they are), msgspec-encoded and zstd-compressed: compressing takes a few
+milliseconds outside the transaction and cuts what the database writes, under
+its write lock, by an order of magnitude.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import dataclass
 
 import msgspec
+import zstandard
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -24,13 +28,16 @@ EventRow = tuple[str, str, str, str, str]
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(list[tuple[str, str, str, str, msgspec.Raw]])
+# Level 1: most of the size saving for a fraction of the time of higher levels.
+# (zstd contexts are not thread-safe: one per thread.)
+_zstd = threading.local()
 
 
 def encode(events: list[PublishedEvent]) -> bytes:
     """Encode validated events as the database will store them."""
     # Without a native uuid type Django keeps UUIDs as 32 hex digits.
     native_uuid = connection.features.has_native_uuid_field
-    return _encoder.encode(
+    encoded = _encoder.encode(
         [
             (
                 event.topic,
@@ -44,13 +51,24 @@ def encode(events: list[PublishedEvent]) -> bytes:
             for event in events
         ]
     )
+    return _compressor().compress(encoded)
 
 
 def decode(body: bytes) -> list[EventRow]:
-    return [
-        (topic, event_id, timestamp, source, bytes(payload).decode())
-        for topic, event_id, timestamp, source, payload in _decoder.decode(body)
-    ]
+    rows = _decoder.decode(_decompressor().decompress(body))
+    return [(topic, event_id, timestamp, source, bytes(payload).decode()) for topic, event_id, timestamp, source, payload in rows]
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    if not hasattr(_zstd, "compressor"):
+        _zstd.compressor = zstandard.ZstdCompressor(level=1)
+    return _zstd.compressor
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    if not hasattr(_zstd, "decompressor"):
+        _zstd.decompressor = zstandard.ZstdDecompressor()
+    return _zstd.decompressor
 
 
 def enqueue(events: list[PublishedEvent]) -> None:

@@ -27,12 +27,14 @@ MAX_PAYLOAD_DEPTH = 64
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 
 # msgspec checks `pattern` with re.search, where `$` also matches before a
-# trailing newline; the full match below closes that gap.
+# trailing newline; a full match closes that gap.
 _topic_fullmatch = re.compile(TOPIC_PATTERN.strip("^$")).fullmatch
 
-# A JSON "\u0000" escape (preceded by an even number of backslashes): NUL
-# cannot be stored in PostgreSQL text or jsonb, so refuse it everywhere.
+# NUL cannot be stored in PostgreSQL text or jsonb, so it is refused
+# everywhere. JSON can only carry it as the escape "\u0000" (preceded by an
+# even number of backslashes, or it is an escaped backslash and literal text).
 _escaped_nul = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
 
 def is_valid_topic(topic: str) -> bool:
     return len(topic) <= TOPIC_MAX_LENGTH and _topic_fullmatch(topic) is not None
@@ -65,23 +67,6 @@ class PublishedEvent(msgspec.Struct):
     source: Source
     # Kept as the raw JSON text: validated as an object, stored as sent.
     payload: Annotated[msgspec.Raw, msgspec.Meta(description="Any JSON object.")]
-
-    def __post_init__(self):
-        if not _topic_fullmatch(self.topic):
-            raise ValueError(f"`topic` {TOPIC_RULE}")
-        if "\x00" in self.source:
-            raise ValueError("`source` must not contain NUL characters")
-        payload = bytes(self.payload)
-        if not payload.startswith(b"{"):
-            raise ValueError("`payload` must be a JSON object")
-        # The substring test first: the regex alone tries every offset (150 ms on 3.6 MB).
-        if b"\\u0000" in payload and _escaped_nul.search(payload):
-            raise ValueError("`payload` must not contain NUL characters (\\u0000)")
-        if self.timestamp.tzinfo is not None:
-            try:
-                self.timestamp = self.timestamp.astimezone(timezone.utc).replace(tzinfo=None)
-            except OverflowError:
-                raise ValueError("`timestamp` is out of range once converted to UTC") from None
 
 
 _decoder = msgspec.json.Decoder(list[PublishedEvent] | PublishedEvent)
@@ -128,8 +113,35 @@ def parse_events(body: bytes, *, max_events: int) -> list[PublishedEvent]:
         raise InvalidEvents("The batch is empty: send one event or an array of 1 or more events.")
     if len(events) > max_events:
         raise InvalidEvents(f"The batch has {len(events)} events; at most {max_events} are accepted per request.")
-    _check_values(body, batch=isinstance(decoded, list))
+    in_batch = isinstance(decoded, list)
+    # A newline ending a topic or a NUL can only arrive as a JSON escape; when
+    # the body has no backslash at all (one memchr), those checks are skipped.
+    has_escapes = b"\\" in body
+    for index, event in enumerate(events):
+        _check_and_normalise(event, has_escapes=has_escapes, item=index if in_batch else None)
+    _check_values(body, batch=in_batch)
     return events
+
+
+def _check_and_normalise(event: PublishedEvent, *, has_escapes: bool, item: int | None) -> None:
+    """The rules msgspec cannot express; converts the timestamp to naive UTC."""
+    if memoryview(event.payload)[:1] != b"{":
+        raise InvalidEvents("must be a JSON object", item=item, field="payload")
+    if has_escapes:
+        if not _topic_fullmatch(event.topic):
+            raise InvalidEvents(TOPIC_RULE, item=item, field="topic")
+        if "\x00" in event.source:
+            raise InvalidEvents("must not contain NUL characters", item=item, field="source")
+        payload = bytes(event.payload)
+        if b"\\u0000" in payload and _escaped_nul.search(payload):
+            raise InvalidEvents("must not contain NUL characters (\\u0000)", item=item, field="payload")
+    timestamp = event.timestamp
+    if timestamp.tzinfo is not None:
+        try:
+            event.timestamp = timestamp.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:
+            raise InvalidEvents("is out of range once converted to UTC", item=item, field="timestamp") from None
+
 
 
 def _check_values(body: bytes, *, batch: bool) -> None:
@@ -242,6 +254,6 @@ def _describe(error: str) -> InvalidEvents:
         if named["field"]:
             message = message[named.end() :]
     if "matching regex" in message and field == "topic":
-        message = f"`topic` {TOPIC_RULE}"
+        message = TOPIC_RULE
     message = message.replace("Invalid RFC3339 encoded datetime", "Invalid ISO 8601 timestamp")
     return InvalidEvents(message, item=int(item) if item is not None else None, field=field)

@@ -159,3 +159,18 @@ def test_a_5000_event_batch_of_3_6_mb_is_accepted(publish):
     assert response.status_code == 202
     assert response.json() == {"accepted": 5000}
     assert IntakeBatch.objects.get().event_count == 5000
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("topic", ["a.b\\n", "a.b\\u000a", "a.b\\u000A"])
+def test_a_topic_ending_in_an_escaped_newline_is_refused(api, topic):
+    body = json.dumps(event()).replace('"orders.eu.created"', f'"{topic}"')
+    response = api.post("/publish", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["field"] == "topic"
+    assert_nothing_accepted()
+
+
+@pytest.mark.django_db
+def test_an_escaped_backslash_before_u0000_is_ordinary_text(publish, drain):
+    assert publish(event(payload={"path": "C:\\u0000"})).status_code == 202

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -11,6 +12,7 @@ from rest_framework.views import APIView
 
 from events import background, counters, intake, pagination
 from events.apps import STARTED_AT
+from events.exceptions import QueueFull
 from events.models import Event
 from events.openapi import PUBLISH_REQUEST
 from events.parsers import PublishedEventsParser
@@ -40,15 +42,32 @@ class PublishView(APIView):
             400: OpenApiResponse(PublishErrorSerializer, description="Invalid event: names the item and field."),
             413: OpenApiResponse(ErrorSerializer, description="Body over the size limit."),
             415: OpenApiResponse(ErrorSerializer, description="Not application/json, or an unknown encoding."),
+            503: OpenApiResponse(
+                ErrorSerializer,
+                description="The backlog is over its limit: nothing was accepted; retry after Retry-After seconds.",
+            ),
         },
     )
     def post(self, request):
+        _refuse_when_backlogged()
         events = request.data
         if not isinstance(events, list):  # an empty body parses to {}
             raise InvalidEvents("The request body is empty: send one event or an array of events.")
         intake.enqueue(events)
         background.notify_new_work()
         return Response({"accepted": len(events)}, status=status.HTTP_202_ACCEPTED)
+
+
+def _refuse_when_backlogged() -> None:
+    """503 while the backlog is over its limit, before the body is even read.
+
+    A soft limit: requests checked at the same moment may all pass, so the
+    backlog can overshoot by what they carry.
+    """
+    config = settings.LOGGREGATOR
+    limit = config["MAX_QUEUED_EVENTS"]
+    if limit and (queued := counters.queued_total()) >= limit:
+        raise QueueFull(queued=queued, limit=limit, retry_after=config["BACKPRESSURE_RETRY_AFTER"])
 
 
 class EventListView(APIView):

@@ -139,6 +139,11 @@ LOGGREGATOR = {
     "CONSUMER_BATCH_EVENTS": env_int("LOGGREGATOR_CONSUMER_BATCH_EVENTS", 5_000, minimum=1),
     # How often an idle consumer looks for work another process queued, seconds.
     "CONSUMER_POLL_INTERVAL": env_float("LOGGREGATOR_CONSUMER_POLL_INTERVAL", 0.05, minimum=0.001),
+    # Backpressure: above this many accepted-but-unprocessed events, /publish
+    # answers 503 with Retry-After instead of accepting more (0: no limit).
+    "MAX_QUEUED_EVENTS": env_int("LOGGREGATOR_MAX_QUEUED_EVENTS", 1_000_000),
+    # The Retry-After of those 503s, in seconds.
+    "BACKPRESSURE_RETRY_AFTER": env_int("LOGGREGATOR_BACKPRESSURE_RETRY_AFTER", 5, minimum=1),
     # Counter rows per topic; writers spread over them so no single row is hot.
     "COUNTER_SHARDS": env_int("LOGGREGATOR_COUNTER_SHARDS", 4, minimum=1),
 }

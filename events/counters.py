@@ -75,9 +75,10 @@ def read_totals() -> Totals:
             f" FROM {table} GROUP BY topic ORDER BY topic"
         )
         rows = cursor.fetchall()
+    # PostgreSQL sums bigints as numeric (Decimal): back to int for the API.
     return Totals(
-        received=sum(row[1] for row in rows),
-        unique_processed=sum(row[2] for row in rows),
-        duplicate_dropped=sum(row[3] for row in rows),
+        received=int(sum(row[1] for row in rows)),
+        unique_processed=int(sum(row[2] for row in rows)),
+        duplicate_dropped=int(sum(row[3] for row in rows)),
         topics=[row[0] for row in rows if row[2] > 0],
     )

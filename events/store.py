@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from django.db import connection, transaction
+from django.db import connection
 
 from events import counters, intake
 from events.models import Event
+from events.transactions import write_transaction
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def process_next_batch(*, max_events: int) -> StoredBatch | None:
     """
     if not intake.has_pending():  # a cheap read before taking the write lock
         return None
-    with transaction.atomic():
+    with write_transaction():
         claimed = intake.claim(max_events)
         if not claimed:
             return None

@@ -114,6 +114,7 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "events.exceptions.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "events.negotiation.FirstRendererNegotiation",
 }
 
 SPECTACULAR_SETTINGS = {

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Image entrypoint: one image, one process per container, chosen by command.
+#
+#   web        apply migrations, then run gunicorn ($GUNICORN_BIND, GUNICORN_*)
+#   consumer   python manage.py run_consumer
+#   publisher  python manage.py publish_events [ARGS...]
+#   migrate    python manage.py migrate --noinput
+#   anything else is run as given (e.g. "python manage.py shell")
+set -eu
+
+cmd=${1:-web}
+[ $# -gt 0 ] && shift
+
+case "$cmd" in
+web)
+    python manage.py migrate --noinput
+    exec gunicorn loggregator_site.wsgi:application \
+        --config loggregator_site/gunicorn.conf.py "$@"
+    ;;
+consumer)
+    exec python manage.py run_consumer "$@"
+    ;;
+publisher)
+    exec python manage.py publish_events "$@"
+    ;;
+migrate)
+    exec python manage.py migrate --noinput "$@"
+    ;;
+*)
+    exec "$cmd" "$@"
+    ;;
+esac

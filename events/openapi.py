@@ -1,6 +1,7 @@
 """OpenAPI pieces that DRF cannot infer: the publish body comes from the msgspec model."""
 
 import msgspec
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 from events.validation import PublishedEvent
 
@@ -20,3 +21,17 @@ PUBLISH_REQUEST = {
         ]
     }
 }
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """Documents events.auth.ApiKeyAuthentication as HTTP bearer authentication."""
+
+    target_class = "events.auth.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from `manage.py api_keys create`, when keys are configured.",
+        }

@@ -12,6 +12,13 @@ from rest_framework.views import APIView
 
 from events import background, counters, intake, pagination
 from events.apps import STARTED_AT
+from events.auth import (
+    ApiKeyAuthentication,
+    PublishKeyRequired,
+    PublishRateThrottle,
+    ReadKeyRequired,
+    ReadRateThrottle,
+)
 from events.exceptions import QueueFull
 from events.models import Event
 from events.openapi import PUBLISH_REQUEST
@@ -26,8 +33,24 @@ from events.serializers import (
 from events.validation import TOPIC_RULE, InvalidEvents, is_valid_topic
 
 
+# What every endpoint may answer besides its own responses.
+PUBLISH_GUARD_RESPONSES = {
+    401: OpenApiResponse(ErrorSerializer, description="No API key, or an unknown one, while keys are configured."),
+    403: OpenApiResponse(ErrorSerializer, description="The API key lacks the scope."),
+    429: OpenApiResponse(ErrorSerializer, description="Over the rate limit; retry after Retry-After seconds."),
+}
+READ_GUARD_RESPONSES = {
+    401: OpenApiResponse(ErrorSerializer, description="No valid API key while reads are protected."),
+    403: OpenApiResponse(ErrorSerializer, description="The API key lacks the `read` scope."),
+    429: OpenApiResponse(ErrorSerializer, description="Over the rate limit; retry after Retry-After seconds."),
+}
+
+
 class PublishView(APIView):
     parser_classes = [PublishedEventsParser]
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [PublishKeyRequired]
+    throttle_classes = [PublishRateThrottle]
 
     @extend_schema(
         summary="Publish one event or a batch",
@@ -46,6 +69,7 @@ class PublishView(APIView):
                 ErrorSerializer,
                 description="The backlog is over its limit: nothing was accepted; retry after Retry-After seconds.",
             ),
+            **PUBLISH_GUARD_RESPONSES,
         },
     )
     def post(self, request):
@@ -71,6 +95,10 @@ def _refuse_when_backlogged() -> None:
 
 
 class EventListView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [ReadKeyRequired]
+    throttle_classes = [ReadRateThrottle]
+
     @extend_schema(
         summary="List a topic's unique events",
         parameters=[
@@ -82,7 +110,11 @@ class EventListView(APIView):
             ),
             OpenApiParameter("cursor", OpenApiTypes.STR, description="From the `next` URL of the previous page."),
         ],
-        responses={200: EventPageSerializer, 400: OpenApiResponse(description="Missing topic, bad limit or cursor.")},
+        responses={
+            200: EventPageSerializer,
+            400: OpenApiResponse(description="Missing topic, bad limit or cursor."),
+            **READ_GUARD_RESPONSES,
+        },
     )
     def get(self, request):
         topic = request.query_params.get("topic")
@@ -105,7 +137,11 @@ class EventListView(APIView):
 
 
 class StatsView(APIView):
-    @extend_schema(summary="Counters of the whole service", responses={200: StatsSerializer})
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [ReadKeyRequired]
+    throttle_classes = [ReadRateThrottle]
+
+    @extend_schema(summary="Counters of the whole service", responses={200: StatsSerializer, **READ_GUARD_RESPONSES})
     def get(self, request):
         totals = counters.read_totals()
         return Response(

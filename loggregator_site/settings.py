@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from loggregator_site.env import env_bool, env_float, env_int, env_list, env_str
+from loggregator_site.env import env_bool, env_float, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -145,6 +145,13 @@ LOGGREGATOR = {
     "MAX_QUEUED_EVENTS": env_int("LOGGREGATOR_MAX_QUEUED_EVENTS", 1_000_000),
     # The Retry-After of those 503s, in seconds.
     "BACKPRESSURE_RETRY_AFTER": env_int("LOGGREGATOR_BACKPRESSURE_RETRY_AFTER", 5, minimum=1),
+    # /events and /stats need an API key with the `read` scope (/publish needs
+    # one with `publish` as soon as any key exists; see events.auth).
+    "PROTECT_READS": env_bool("LOGGREGATOR_PROTECT_READS", False),
+    # Requests allowed per API key, or per client address without one, e.g.
+    # "100/s" or "6000/min"; unset means no limit. 429 + Retry-After above it.
+    "PUBLISH_RATE": env_rate("LOGGREGATOR_PUBLISH_RATE"),
+    "READ_RATE": env_rate("LOGGREGATOR_READ_RATE"),
     # Counter rows per topic; writers spread over them so no single row is hot.
     "COUNTER_SHARDS": env_int("LOGGREGATOR_COUNTER_SHARDS", 4, minimum=1),
 }

@@ -3,8 +3,18 @@ import threading
 import pytest
 from rest_framework.test import APIClient
 
+from events.auth import forget_keys_configured
 from events.consumer import Consumer
 from tests.servers import AggregatorServer
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_key_state():
+    # A key a test created is rolled back with its transaction, but the
+    # process's "keys configured" answer would outlive it.
+    forget_keys_configured()
+    yield
+    forget_keys_configured()
 
 
 @pytest.fixture

@@ -42,6 +42,7 @@ def check(**environment):
         ({"DEBUG": "false"}, "SECRET_KEY must be set"),
         ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL is not a usable database URL"),
         ({"LOGGREGATOR_MAX_BATCH_EVENTS": "0"}, "LOGGREGATOR_MAX_BATCH_EVENTS='0' must be at least 1"),
+        ({"LOGGREGATOR_PUBLISH_RATE": "fast"}, "LOGGREGATOR_PUBLISH_RATE='fast' is not a rate"),
     ],
 )
 def test_the_service_refuses_to_start_with_a_bad_setting(environment, message):

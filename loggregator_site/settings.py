@@ -22,6 +22,22 @@ if not SECRET_KEY:
     SECRET_KEY = "django-insecure-local-development-only"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 
+# --- HTTPS (`manage.py check --deploy`; README-reliability.md) --------------
+# Cookies (the admin's session and CSRF token) only over HTTPS unless DEBUG.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# TLS ends at the reverse proxy in front of gunicorn, which redirects plain
+# HTTP and sends HSTS; publishers and healthchecks on the private network
+# speak plain HTTP to gunicorn, so both stay off unless asked for.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# The header the proxy sets on HTTPS requests, e.g. X-Forwarded-Proto: only
+# set it when the proxy always overwrites that header.
+if _proxy_ssl_header := env_str("SECURE_PROXY_SSL_HEADER", ""):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -11,7 +11,16 @@ _event_schema = _components["PublishedEvent"]
 for _property in _event_schema["properties"].values():
     if "examples" in _property:
         _property["example"] = _property.pop("examples")[0]
-_event_schema["properties"]["payload"] = {"type": "object", "description": "Any JSON object.", "additionalProperties": True}
+# msgspec drops the date-time format once the field carries a description.
+_event_schema["properties"]["timestamp"].update(format="date-time", example="2026-05-01T12:00:00Z")
+_event_schema["properties"]["payload"] = {
+    "type": "object",
+    "description": (
+        "Any JSON object, nested at most 64 levels deep, with no key twice in one object, integers within the "
+        "signed or unsigned 64-bit range, and no NUL character (\\u0000)."
+    ),
+    "additionalProperties": True,
+}
 
 PUBLISH_REQUEST = {
     "application/json": {

@@ -30,7 +30,7 @@ from events.serializers import (
     PublishErrorSerializer,
     StatsSerializer,
 )
-from events.validation import TOPIC_RULE, InvalidEvents, is_valid_topic
+from events.validation import TOPIC_MAX_LENGTH, TOPIC_PATTERN, TOPIC_RULE, InvalidEvents, is_valid_topic
 
 
 # What every endpoint may answer besides its own responses.
@@ -102,10 +102,15 @@ class EventListView(APIView):
     @extend_schema(
         summary="List a topic's unique events",
         parameters=[
-            OpenApiParameter("topic", OpenApiTypes.STR, required=True, description="The topic, exactly."),
+            OpenApiParameter(
+                "topic",
+                {"type": "string", "minLength": 1, "maxLength": TOPIC_MAX_LENGTH, "pattern": TOPIC_PATTERN},
+                required=True,
+                description="The topic, exactly.",
+            ),
             OpenApiParameter(
                 "limit",
-                OpenApiTypes.INT,
+                {"type": "integer", "minimum": 1, "maximum": pagination.MAX_LIMIT},
                 description=f"Events per page, 1 to {pagination.MAX_LIMIT} (default {pagination.DEFAULT_LIMIT}).",
             ),
             OpenApiParameter("cursor", OpenApiTypes.STR, description="From the `next` URL of the previous page."),

@@ -72,8 +72,19 @@ class Publisher(threading.Thread):
                     break
                 self.unanswered.append(body)
                 if not self.retry:
+                    # Move on to the next request, but only once the server is
+                    # back, rather than spend the whole stream while it restarts.
+                    self._wait_until_reachable(session)
                     break
                 self.stop.wait(0.05)  # retry pacing while the server is down
+
+    def _wait_until_reachable(self, session: requests.Session) -> None:
+        while not self.stop.wait(0.05):
+            try:
+                session.get(f"{self.url}/stats", timeout=10)
+                return
+            except requests.RequestException:
+                pass
 
 
 class ClientPublisher(threading.Thread):
@@ -189,20 +200,27 @@ def run_crash_test(
     for publisher in publishers:
         publisher.start()
     try:
-        for kill in range(kills):
+        # Random moments spread over the run: after a number of acknowledged
+        # requests (web) or of stored events (consumer) between 5% and 95%.
+        total = sum(len(bodies) for bodies in traffic) if scenario == "web" else unique
+        moments = sorted(rng.sample(range(total // 20, total * 19 // 20), kills))
+        restarted_at = 0
+        for kill, moment in enumerate(moments):
             if scenario == "web":
-                # A random moment: a few more acknowledgements after the last restart.
-                target = acknowledged() + rng.randint(1, 6)
-                wait_for(lambda: acknowledged() >= target or idle(), message="publishes before the next kill")
+                wait_for(lambda: acknowledged() >= moment or idle(), message="publishes before the next kill")
                 server.kill()
                 log(f"kill {kill + 1}: SIGKILL to gunicorn after {acknowledged()} acknowledged requests")
                 server.start()
             else:
-                # Mid-batch: once the consumer is storing again after its restart.
-                target = processed() + rng.randint(1, 2000)
-                wait_for(lambda: processed() >= target or (idle() and server.stats()["queued"] == 0),
-                         interval=0.005, message="the consumer to store events before the next kill")
+                # Mid-batch: the restarted consumer has committed a batch and
+                # is storing the next.
+                wait_for(
+                    lambda: processed() >= max(moment, restarted_at + 1) or (idle() and not server.stats()["queued"]),
+                    interval=0.005,
+                    message="the consumer to store events before the next kill",
+                )
                 consumer.kill()
+                restarted_at = processed()
                 log(f"kill {kill + 1}: SIGKILL to run_consumer at {processed()} stored, "
                     f"{server.stats()['queued']} queued")
                 consumer.start()

@@ -44,3 +44,12 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An API key from `manage.py api_keys create`, when keys are configured.",
         }
+
+
+def require_publish_body(result, generator, request, public):
+    """Postprocessing hook: a publish request without a body is refused, so the body is required.
+
+    drf-spectacular cannot tell from the raw schema above.
+    """
+    result["paths"]["/publish"]["post"]["requestBody"]["required"] = True
+    return result

@@ -141,6 +141,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "events.openapi.require_publish_body",
+    ],
 }
 
 # --- Loggregator ------------------------------------------------------------

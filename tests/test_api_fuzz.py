@@ -38,6 +38,7 @@ def api_key(settings):
 @settings(
     max_examples=MAX_EXAMPLES,
     derandomize=True,
+    database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
 )

@@ -38,6 +38,7 @@ def start_consumer_thread() -> None:
         consumer = Consumer(
             batch_events=config["CONSUMER_BATCH_EVENTS"],
             poll_interval=config["CONSUMER_POLL_INTERVAL"],
+            linger=config["CONSUMER_LINGER"],
             wakeup=_wakeup,
         )
         _stop.clear()

@@ -9,25 +9,44 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from django.db import DatabaseError, close_old_connections
 
-from events.store import process_next_batch
+from events import db
+from events.store import StoredBatch, process_next_batch
 
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_BACKOFF = 30.0
+# Checkpoint SQLite's write-ahead log after this many stored events, or this
+# long after the last checkpoint, whichever comes first (see events.db).
+CHECKPOINT_EVERY_EVENTS = 5000
+CHECKPOINT_EVERY_SECONDS = 1.0
 
 
 class Consumer:
-    def __init__(self, *, batch_events: int, poll_interval: float, wakeup: threading.Event | None = None):
+    def __init__(
+        self,
+        *,
+        batch_events: int,
+        poll_interval: float,
+        linger: float = 0.0,
+        wakeup: threading.Event | None = None,
+    ):
         self.batch_events = batch_events
         self.poll_interval = poll_interval
+        # After a batch that emptied the queue, let more arrive before the next
+        # transaction: under a stream of single events, one transaction then
+        # stores many of them instead of one each.
+        self.linger = linger
         # Set by publishers in the same process, so new work starts at once
         # instead of at the next poll.
         self.wakeup = wakeup or threading.Event()
         self.unique = 0
         self.duplicates = 0
+        self._uncheckpointed = 0
+        self._last_checkpoint = time.monotonic()
 
     def run(self, stop: threading.Event, *, until_drained: bool = False) -> None:
         """Store queued events until `stop` is set (or, with until_drained, the queue is empty)."""
@@ -48,9 +67,24 @@ class Consumer:
                 self.unique += stored.unique
                 self.duplicates += stored.duplicates
                 logger.debug("Stored %d unique events, dropped %d duplicates", stored.unique, stored.duplicates)
+                self._checkpoint_if_due(stored)
+                if self.linger and not until_drained and stored.unique + stored.duplicates < self.batch_events:
+                    stop.wait(self.linger)
                 continue
             if until_drained:
                 break
             self.wakeup.wait(self.poll_interval)
             self.wakeup.clear()
         close_old_connections()
+
+    def _checkpoint_if_due(self, stored: StoredBatch) -> None:
+        self._uncheckpointed += stored.unique + stored.duplicates
+        elapsed = time.monotonic() - self._last_checkpoint
+        if self._uncheckpointed >= CHECKPOINT_EVERY_EVENTS or elapsed >= CHECKPOINT_EVERY_SECONDS:
+            try:
+                db.checkpoint()
+            except DatabaseError:
+                # The next commit past SQLite's own threshold checkpoints instead.
+                logger.warning("WAL checkpoint failed", exc_info=True)
+            self._uncheckpointed = 0
+            self._last_checkpoint = time.monotonic()

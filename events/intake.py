@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from events import counters
 from events.models import IntakeBatch
-from events.transactions import write_transaction
+from events.db import write_transaction
+from events.group_commit import GroupCommit
 from events.validation import PublishedEvent
 
 # (topic, event_id, timestamp, source, payload JSON text) in database form.
@@ -72,19 +73,36 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return _zstd.decompressor
 
 
+@dataclass(frozen=True)
+class _Accepted:
+    body: bytes
+    event_count: int
+    received_by_topic: Counter[str]
+
+
 def enqueue(events: list[PublishedEvent]) -> None:
-    """Commit the events to the queue and count them as received: all or nothing."""
-    body = encode(events)
+    """Commit the events to the queue and count them as received: all or nothing.
+
+    Returns once committed. Concurrent calls share transactions (group commit).
+    """
+    _group_commit.submit(_Accepted(encode(events), len(events), Counter(event.topic for event in events)))
+
+
+def _write_accepted(accepted: list[_Accepted]) -> None:
     table = connection.ops.quote_name(IntakeBatch._meta.db_table)
     accepted_at = connection.ops.adapt_datetimefield_value(timezone.now())
+    received_by_topic = sum((item.received_by_topic for item in accepted), Counter())
     with write_transaction(), connection.cursor() as cursor:
-        # Plain SQL: building a model instance costs more than the insert on
+        # Plain SQL: building model instances costs more than the insert on
         # the single-event path.
-        cursor.execute(
+        cursor.executemany(
             f"INSERT INTO {table} (accepted_at, event_count, body) VALUES (%s, %s, %s)",
-            (accepted_at, len(events), body),
+            [(accepted_at, item.event_count, item.body) for item in accepted],
         )
-        counters.add_received(Counter(event.topic for event in events))
+        counters.add_received(received_by_topic)
+
+
+_group_commit = GroupCommit(_write_accepted)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from django.db import connection
 
 from events import counters, intake
 from events.models import Event
-from events.transactions import write_transaction
+from events.db import write_transaction
 
 
 @dataclass(frozen=True)

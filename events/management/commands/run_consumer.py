@@ -30,7 +30,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, once, batch_size, poll_interval, **options):
-        consumer = Consumer(batch_events=batch_size, poll_interval=poll_interval)
+        consumer = Consumer(
+            batch_events=batch_size, poll_interval=poll_interval, linger=settings.LOGGREGATOR["CONSUMER_LINGER"]
+        )
         stop = threading.Event()
 
         def request_stop(signum, frame):

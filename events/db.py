@@ -1,0 +1,59 @@
+"""How the write paths use the database.
+
+SQLite allows one writer at a time. Its busy handler makes a waiting writer
+sleep in growing steps (up to 100 ms) and try again, so under load the lock
+often sits free while every writer sleeps. Loggregator's writers queue
+instead: on a thread lock within a process and on an flock() of a file beside
+the database across processes, both of which wake the next writer the moment
+the lock is free. Anything else that writes (a shell, a migration) still works:
+it just waits through the busy timeout as usual.
+
+SQLite also checkpoints its write-ahead log inside whichever COMMIT crosses
+the size threshold, with an fsync, while holding the write lock. The
+consumers checkpoint after each batch instead, outside the lock (see
+checkpoint()), so commits stay short.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from contextlib import contextmanager
+
+from django.db import connection, transaction
+
+_thread_lock = threading.Lock()
+_lock_file: tuple[int, int] | None = None  # (pid, fd): a forked child opens its own
+
+
+@contextmanager
+def write_transaction():
+    """transaction.atomic() for a write path; one writer at a time on SQLite."""
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+        with transaction.atomic():
+            yield
+        return
+    with _thread_lock:
+        fd = _writer_lock_fd()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            with transaction.atomic():
+                yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _writer_lock_fd() -> int:
+    global _lock_file
+    if _lock_file is None or _lock_file[0] != os.getpid():
+        path = f"{connection.settings_dict['NAME']}.writer-lock"
+        _lock_file = (os.getpid(), os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    return _lock_file[1]
+
+
+def checkpoint() -> None:
+    """Copy the write-ahead log into the database without blocking writers (SQLite)."""
+    if connection.vendor == "sqlite" and not connection.is_in_memory_db():
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")

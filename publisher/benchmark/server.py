@@ -1,0 +1,280 @@
+"""The aggregator under test, run as production runs it, on a fresh database.
+
+gunicorn with loggregator_site/gunicorn.conf.py (DEBUG off, a secret key,
+ALLOWED_HOSTS=127.0.0.1), either with the in-process consumer thread of each
+worker or with N dedicated `run_consumer` processes. Every process gets a
+session of its own, so a stop reaches a whole process group and the memory
+sampler can find gunicorn's workers by process group.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from publisher.benchmark import ceiling
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+READY_DEADLINE = 60.0
+STOP_DEADLINE = 60.0
+RSS_INTERVAL = 0.5
+# Settled: over SETTLE_INTERVAL seconds all server processes together used at
+# most SETTLE_MAX_TICKS clock ticks of CPU (1 tick = 10 ms on Linux).
+SETTLE_INTERVAL = 0.5
+SETTLE_MAX_TICKS = 5
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    workers: int = 2
+    threads: int = 8
+    # 0: each gunicorn worker runs its consumer thread; N: N run_consumer processes.
+    consumers: int = 0
+    # None: a fresh SQLite file in the run's directory (the only mode so far).
+    database_url: str | None = None
+
+    @property
+    def mode(self) -> str:
+        processes = f"{self.workers} gunicorn workers x {self.threads} threads"
+        if self.consumers:
+            return f"{processes}, {self.consumers} run_consumer process(es)"
+        return f"{processes}, in-process consumer threads"
+
+
+@dataclass
+class RssSample:
+    at: float  # time.monotonic()
+    kib: dict[str, int] = field(default_factory=dict)  # process label -> VmRSS
+
+
+class BenchmarkServer:
+    def __init__(self, directory: Path, config: ServerConfig):
+        self.directory = directory
+        self.config = config
+        self.database = directory / "loggregator.sqlite3"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = self._env()
+        self.processes: dict[str, subprocess.Popen] = {}
+        self._logs: list = []
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGGREGATOR_", "GUNICORN_", "DJANGO_"))}
+        env.update(
+            {
+                "DJANGO_SETTINGS_MODULE": "loggregator_site.settings",
+                "DATABASE_URL": self.config.database_url or f"sqlite:///{self.database}",
+                "DEBUG": "false",
+                "SECRET_KEY": "loggregator-benchmark-not-secret",
+                "ALLOWED_HOSTS": "127.0.0.1",
+                "LOG_LEVEL": "WARNING",
+                "LOGGREGATOR_INPROCESS_CONSUMER": "false" if self.config.consumers else "true",
+            }
+        )
+        return env
+
+    # --- lifecycle --------------------------------------------------------
+    def start(self) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=PROJECT_DIR, env=self.env, check=True
+        )
+        self._spawn(
+            "gunicorn",
+            [
+                sys.executable, "-m", "gunicorn", "loggregator_site.wsgi",
+                "-c", "loggregator_site/gunicorn.conf.py",
+                "--bind", f"127.0.0.1:{self.port}",
+                "--workers", str(self.config.workers),
+                "--threads", str(self.config.threads),
+            ],
+        )  # fmt: skip
+        for number in range(1, self.config.consumers + 1):
+            self._spawn(f"run_consumer-{number}", [sys.executable, "manage.py", "run_consumer"])
+        self._wait_until_ready()
+        self._wait_until_settled()
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = open(self.directory / f"{name}.log", "wb")
+        self._logs.append(log)
+        self.processes[name] = subprocess.Popen(
+            args, cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + READY_DEADLINE
+        with requests.Session() as session:
+            while True:
+                for name, process in self.processes.items():
+                    if process.poll() is not None:
+                        raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log(name)}")
+                try:
+                    if session.get(f"{self.url}/stats", timeout=5).status_code == 200:
+                        return
+                except requests.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gunicorn did not answer on {self.url}:\n{self.log('gunicorn')}")
+                time.sleep(0.05)  # poll interval
+
+    def _wait_until_settled(self) -> None:
+        """Wait until every gunicorn worker is up and no process is still loading code.
+
+        /stats answers as soon as one worker has loaded the application; a
+        worker still importing would burn CPU on the clock. Booting processes
+        are busy, so the server is settled once all workers exist and the whole
+        group stays nearly idle for a moment.
+        """
+        deadline = time.monotonic() + READY_DEADLINE
+        ticks = self._cpu_ticks()
+        while time.monotonic() < deadline:
+            time.sleep(SETTLE_INTERVAL)  # measuring idleness: nothing to poll
+            now = self._cpu_ticks()
+            busy = sum(now.values()) - sum(ticks.get(pid, 0) for pid in now)
+            workers = len([pid for pid in now if pid not in self._leaders()])
+            ticks = now
+            if workers >= self.config.workers and busy <= SETTLE_MAX_TICKS:
+                return
+        raise RuntimeError("the server never settled: a worker kept booting or busy")
+
+    def _leaders(self) -> set[int]:
+        return {process.pid for process in self.processes.values()}
+
+    def _cpu_ticks(self) -> dict[int, int]:
+        """utime + stime (clock ticks) of every server process."""
+        ticks = {}
+        for pid, _name in self._members():
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                ticks[pid] = int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                continue
+        return ticks
+
+    def _members(self) -> list[tuple[int, str]]:
+        """(pid, name of the process it belongs to) for every process in the server's groups."""
+        groups = {process.pid: name for name, process in self.processes.items()}
+        members = []
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    # The command name may hold spaces: fields start after its ")".
+                    pgid = int(stat.read().rsplit(")", 1)[1].split()[2])
+            except (OSError, IndexError, ValueError):
+                continue  # the process exited meanwhile
+            if pgid in groups:
+                members.append((int(entry.name), groups[pgid]))
+        return members
+
+    def stop(self) -> None:
+        """SIGTERM every process group; SIGKILL what has not exited by the deadline."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(STOP_DEADLINE)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for log in self._logs:
+            log.close()
+
+    def __enter__(self) -> BenchmarkServer:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def log(self, name: str) -> str:
+        path = self.directory / f"{name}.log"
+        return path.read_text(errors="replace")[-5000:] if path.exists() else ""
+
+    def event_table_ddl(self) -> list[str]:
+        """The events table's SQLite DDL, for the ceiling.
+
+        Read from the server's own database; a server on another database
+        gets it from a scratch SQLite file migrated for the purpose.
+        """
+        if self.config.database_url is None:
+            return ceiling.event_table_ddl(self.database)
+        scratch = self.directory / "ddl.sqlite3"
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+            cwd=PROJECT_DIR,
+            env={**self.env, "DATABASE_URL": f"sqlite:///{scratch}"},
+            check=True,
+        )
+        return ceiling.event_table_ddl(scratch)
+
+    # --- memory -----------------------------------------------------------
+    def rss(self) -> dict[str, int]:
+        """VmRSS in KiB of every server process: gunicorn's master and workers, consumers."""
+        leaders = self._leaders()
+        found: dict[str, int] = {}
+        for pid, name in self._members():
+            try:
+                kib = _vm_rss(pid)
+            except (OSError, ValueError):
+                continue
+            if pid in leaders:
+                label = "gunicorn master" if name == "gunicorn" else name
+            else:
+                label = f"{name} worker {pid}"
+            found[label] = kib
+        return found
+
+
+def _vm_rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class RssSampler:
+    """Samples the server's resident memory every RSS_INTERVAL seconds in a thread."""
+
+    def __init__(self, server: BenchmarkServer, interval: float = RSS_INTERVAL):
+        self.server = server
+        self.interval = interval
+        self.samples: list[RssSample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append(RssSample(at=time.monotonic(), kib=self.server.rss()))
+            if self._stop.wait(self.interval):
+                return

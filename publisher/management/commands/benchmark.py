@@ -1,0 +1,115 @@
+import json
+import random
+import signal
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from publisher.benchmark import report
+from publisher.benchmark.profile import available as profiler_available
+from publisher.benchmark.runner import run_workload
+from publisher.benchmark.server import ServerConfig
+from publisher.benchmark.workloads import FULL, NAMES, QUICK
+
+
+def workload_names(value: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in NAMES]
+    if unknown or not names:
+        raise ValueError(value)
+    return names
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+class Command(BaseCommand):
+    help = (
+        "Measure Loggregator: start gunicorn (as production runs it) on a fresh temporary database for "
+        "each workload, publish pre-serialised requests from a separate process, and report accept and "
+        "end-to-end throughput, request latency, exact counts and the raw-SQLite ceiling."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--workloads",
+            type=workload_names,
+            default=list(NAMES),
+            help=f"Comma-separated workloads to run, from {', '.join(NAMES)} (default: all).",
+        )
+        parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run of a minute or two.")
+        parser.add_argument(
+            "--events",
+            type=int,
+            default=None,
+            help="Events per workload instead of its default (for the long run: events to store).",
+        )
+        parser.add_argument("--repeat", type=int, default=1, help="Run each workload this many times (default: 1).")
+        parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: 2).")
+        parser.add_argument("--threads", type=int, default=8, help="Threads per gunicorn worker (default: 8).")
+        parser.add_argument(
+            "--consumers",
+            type=int,
+            default=0,
+            help="0: the consumer thread in each gunicorn worker (default); N: N run_consumer processes "
+            "with LOGGREGATOR_INPROCESS_CONSUMER=false.",
+        )
+        parser.add_argument("--seed", type=int, default=None, help="Seed for the generated events (default: random).")
+        parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of tables.")
+        parser.add_argument(
+            "--profile",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="Record the server processes with py-spy during each timed phase; raw stacks go to DIR "
+            "and the report sums them per stage of the write path.",
+        )
+        parser.add_argument(
+            "--keep-dir", action="store_true", help="Keep each workload's temporary directory (database, logs)."
+        )
+
+    def handle(
+        self, *args, workloads, quick, events, repeat, workers, threads, consumers, seed, keep_dir, profile, **options
+    ):
+        if repeat < 1 or workers < 1 or threads < 1 or consumers < 0:
+            raise CommandError("--repeat, --workers and --threads must be at least 1, --consumers at least 0.")
+        if events is not None and events < 1:
+            raise CommandError("--events must be at least 1.")
+        if profile is not None and not profiler_available():
+            raise CommandError("--profile needs py-spy: pip install py-spy")
+        config = ServerConfig(workers=workers, threads=threads, consumers=consumers)
+        catalogue = QUICK if quick else FULL
+        seed = random.randrange(2**31) if seed is None else seed
+        # SIGTERM unwinds like Ctrl-C, so the servers and temporary directories are cleaned up.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        results = []
+        for run in range(repeat):
+            for name in workloads:
+                workload = catalogue[name]
+                if events is not None:
+                    workload = workload.with_events(events)
+                if not options["json"]:
+                    self.stderr.write(
+                        f"{name} (run {run + 1}/{repeat}): {workload.description}, {workload.events:,} events"
+                    )
+                # Each run of each workload gets events of its own.
+                workload_seed = seed + run * len(NAMES) + NAMES.index(name)
+                results.append(
+                    run_workload(
+                        workload,
+                        config=config,
+                        seed=workload_seed,
+                        keep_dir=keep_dir,
+                        profile_dir=profile,
+                        run_name=f"{name}-{run + 1}",
+                    )
+                )
+        if options["json"]:
+            document = {"seed": seed, "server": config.mode, "results": results, "medians": report.medians(results)}
+            self.stdout.write(json.dumps(document, indent=2))
+        else:
+            report.write_report(results, self.stdout.write)
+        failed = [result["workload"] for result in results if not result["ok"]]
+        if failed:
+            raise CommandError(f"counts or requests failed in: {', '.join(failed)}")

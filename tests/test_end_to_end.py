@@ -1,7 +1,6 @@
 """Against real gunicorn processes: publish, stop, crash, restart; nothing acknowledged is lost or doubled."""
 
 import random
-import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -28,23 +27,6 @@ def test_concurrent_publishers_with_overlapping_duplicates_get_exact_counts(aggr
     assert sorted(stored_ids(aggregator_server, "e2e.orders")) == sorted(
         e["event_id"] for e in unique if e["topic"] == "e2e.orders"
     )
-
-
-def test_sigterm_answers_in_flight_requests_and_a_restart_keeps_everything(aggregator_server):
-    publisher = Publisher(aggregator_server.url, [events(500, topic="e2e.term") for _ in range(200)])
-    publisher.start()
-    wait_for(lambda: len(publisher.acknowledged) >= 3, message="some publishes to be acknowledged")
-    assert aggregator_server.stop(signal.SIGTERM) == 0
-    publisher.stop.set()
-    publisher.join()
-
-    aggregator_server.start()
-    acknowledged = [e for body in publisher.acknowledged for e in body]
-    stats = aggregator_server.wait_until_processed()
-    # A request cut off by the shutdown may have been committed before its answer was lost.
-    assert len(acknowledged) <= stats["unique_processed"] <= len(acknowledged) + 500 * len(publisher.unanswered)
-    assert_exact(stats, unique=stats["unique_processed"], duplicates=0)
-    assert set(e["event_id"] for e in acknowledged) <= set(stored_ids(aggregator_server, "e2e.term"))
 
 
 @pytest.mark.parametrize("kills", [3])

@@ -13,7 +13,7 @@ import requests
 from tests.factories import events
 from tests.polling import wait_for
 from tests.servers import AggregatorServer, ConsumerProcess
-from tests.traffic import assert_exact, run_crash_test, stored_ids
+from tests.traffic import Publisher, assert_exact, run_crash_test, stored_ids
 
 pytestmark = pytest.mark.slow
 
@@ -102,3 +102,31 @@ def test_sigterm_to_run_consumer_mid_backlog_commits_its_batch_and_exits_0(tmp_p
     finally:
         consumer.kill()
         server.stop()
+
+
+def test_sigterm_to_gunicorn_under_load_answers_every_request_it_committed(tmp_path):
+    server = AggregatorServer(tmp_path, workers=2)
+    server.start()
+    publishers = [Publisher(server.url, [events(300, topic=f"term.w{i}") for _ in range(200)]) for i in range(6)]
+    try:
+        for publisher in publishers:
+            publisher.start()
+        wait_for(lambda: sum(len(p.acknowledged) for p in publishers) >= 12, message="publishes under way")
+        assert server.stop(signal.SIGTERM) == 0
+        for publisher in publishers:
+            publisher.stop.set()
+            publisher.join()
+
+        server.start()
+        stats = server.wait_until_processed()
+        stored = {i for topic in stats["topics"] for i in stored_ids(server, topic)}
+    finally:
+        for publisher in publishers:
+            publisher.stop.set()
+        server.stop()
+    acknowledged = [body for p in publishers for body in p.acknowledged]
+    # Exact: every request the server committed got its 202. A request cut off
+    # after its commit would show as received events nobody was told about.
+    assert stats["received"] == 300 * len(acknowledged)
+    assert_exact(stats, unique=300 * len(acknowledged), duplicates=0)
+    assert stored == {e["event_id"] for body in acknowledged for e in body}

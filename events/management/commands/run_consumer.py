@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from events.consumer import Consumer
+from loggregator_site.shutdown import stop_on_signals
 
 
 class Command(BaseCommand):
@@ -35,14 +36,10 @@ class Command(BaseCommand):
         )
         stop = threading.Event()
 
-        def request_stop(signum, frame):
+        def announce(signum):
             self.stdout.write(f"{signal.Signals(signum).name}: stopping after the current batch")
-            stop.set()
 
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
+        # A second signal interrupts at once (the batch then rolls back, nothing is lost).
+        with stop_on_signals(stop, announce):
             consumer.run(stop, until_drained=once)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         self.stdout.write(f"Stored {consumer.unique} unique events, dropped {consumer.duplicates} duplicates.")

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from publisher.client import AggregatorClient, GaveUp, Rejected
 from publisher.generator import EventGenerator
 from publisher.rounds import MODES, Publisher
-from publisher.shutdown import stop_on_signals
+from loggregator_site.shutdown import stop_on_signals
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 MAX_BATCH = 10_000  # the most events /publish accepts in one request

@@ -63,7 +63,8 @@ def test_eight_publishers_sending_each_event_three_times_at_once_get_exact_count
         barrier.wait()
         stream = streams[index]
         for start in range(0, len(stream), 150):
-            statuses[index].append(session.post(f"{server.url}/publish", json=stream[start : start + 150], timeout=60).status_code)
+            response = session.post(f"{server.url}/publish", json=stream[start : start + 150], timeout=60)
+            statuses[index].append(response.status_code)
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(8)]
     try:

@@ -66,7 +66,14 @@ def test_nesting_beyond_the_decoders_reach_is_refused(api):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "payload",
-    [b'{"x": NaN}', b'{"x": Infinity}', b'{"x": -Infinity}', b'{"x": "\xff\xfe"}', b'{"x": "a\x00b"}', b'{"x": "\\ud800"}'],
+    [
+        b'{"x": NaN}',
+        b'{"x": Infinity}',
+        b'{"x": -Infinity}',
+        b'{"x": "\xff\xfe"}',
+        b'{"x": "a\x00b"}',
+        b'{"x": "\\ud800"}',
+    ],
 )
 def test_non_json_numbers_control_characters_and_invalid_utf8_in_a_payload_are_refused(api, payload):
     response = post_raw(api, event_with_payload_text(payload))

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db.models import Min, OuterRef, Subquery, Sum
 
-from events.models import Event, Stats
+from events.models import ApiKey, Event, Stats
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -76,3 +76,15 @@ class StatsAdmin(ReadOnlyAdmin):
     @admin.display(ordering="duplicate_sum")
     def duplicate_dropped(self, stats):
         return stats.duplicate_sum
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Staff see keys and can revoke one (set its revocation time); keys are created with `manage.py api_keys`."""
+
+    list_display = ["name", "prefix", "scopes", "created_at", "revoked_at"]
+    readonly_fields = ["name", "prefix", "key_hash", "scopes", "created_at"]
+    fields = readonly_fields + ["revoked_at"]
+
+    def has_add_permission(self, request):
+        return False

@@ -57,6 +57,15 @@ def _add(deltas: Mapping[str, tuple[int, int, int]]) -> None:
         )
 
 
+def queued_total() -> int:
+    """Events accepted and not yet processed, in one small aggregate over the counter rows."""
+    table = connection.ops.quote_name(Stats._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT SUM(received - unique_processed - duplicate_dropped) FROM {table}")
+        (queued,) = cursor.fetchone()
+    return queued or 0
+
+
 def read_totals() -> Totals:
     """All counters from one statement, so they come from one consistent snapshot."""
     table = connection.ops.quote_name(Stats._meta.db_table)

@@ -22,6 +22,22 @@ class UnsupportedContentEncoding(APIException):
     default_code = "unsupported_content_encoding"
 
 
+class QueueFull(APIException):
+    """The backlog is over LOGGREGATOR_MAX_QUEUED_EVENTS: come back later, nothing was accepted."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Too many events are waiting to be processed; nothing was accepted. Retry later."
+    default_code = "queue_full"
+
+    def __init__(self, *, queued: int, limit: int, retry_after: int):
+        super().__init__(
+            f"{queued} events are waiting to be processed (limit {limit}); nothing was accepted. "
+            f"Retry in {retry_after} s."
+        )
+        # DRF's exception handler turns `wait` into the Retry-After header.
+        self.wait = retry_after
+
+
 def exception_handler(exc, context):
     if isinstance(exc, InvalidEvents):
         # Nothing of the batch was accepted: say which item and field failed.

@@ -64,3 +64,35 @@ class IntakeBatch(models.Model):
 
     def __str__(self):
         return f"intake batch {self.pk} ({self.event_count} events)"
+
+
+class ApiKey(models.Model):
+    """A secret a publisher or reader presents as `Authorization: Bearer <key>`.
+
+    Only the SHA-256 of the key is stored. Keys are 256-bit random tokens, so
+    a fast hash is enough (no salt or stretching: nothing to guess) and lets
+    a request find its key with one indexed lookup. Managed with
+    `manage.py api_keys`; revoked keys stay listed with their revocation time.
+    """
+
+    PUBLISH = "publish"
+    READ = "read"
+    SCOPES = (PUBLISH, READ)
+
+    name = models.CharField(max_length=100, unique=True)
+    # The key's first characters, to recognise it in lists and logs.
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    # Space-separated subset of SCOPES.
+    scopes = models.CharField(max_length=50)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes.split()

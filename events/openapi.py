@@ -1,6 +1,7 @@
 """OpenAPI pieces that DRF cannot infer: the publish body comes from the msgspec model."""
 
 import msgspec
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 from events.validation import PublishedEvent
 
@@ -10,7 +11,16 @@ _event_schema = _components["PublishedEvent"]
 for _property in _event_schema["properties"].values():
     if "examples" in _property:
         _property["example"] = _property.pop("examples")[0]
-_event_schema["properties"]["payload"] = {"type": "object", "description": "Any JSON object.", "additionalProperties": True}
+# msgspec drops the date-time format once the field carries a description.
+_event_schema["properties"]["timestamp"].update(format="date-time", example="2026-05-01T12:00:00Z")
+_event_schema["properties"]["payload"] = {
+    "type": "object",
+    "description": (
+        "Any JSON object, nested at most 64 levels deep, with no key twice in one object, integers within the "
+        "signed or unsigned 64-bit range, and no NUL character (\\u0000)."
+    ),
+    "additionalProperties": True,
+}
 
 PUBLISH_REQUEST = {
     "application/json": {
@@ -20,3 +30,26 @@ PUBLISH_REQUEST = {
         ]
     }
 }
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """Documents events.auth.ApiKeyAuthentication as HTTP bearer authentication."""
+
+    target_class = "events.auth.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from `manage.py api_keys create`, when keys are configured.",
+        }
+
+
+def require_publish_body(result, generator, request, public):
+    """Postprocessing hook: a publish request without a body is refused, so the body is required.
+
+    drf-spectacular cannot tell from the raw schema above.
+    """
+    result["paths"]["/publish"]["post"]["requestBody"]["required"] = True
+    return result

@@ -5,6 +5,7 @@ deployment fails at startup instead of at the first request.
 """
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -52,6 +53,19 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     if not value >= minimum:  # also rejects NaN
         raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
     return value
+
+
+_RATE = re.compile(r"^[0-9]+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def env_rate(name: str) -> str | None:
+    """A DRF throttle rate such as "100/s" or "6000/min"; unset or empty means no limit."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not _RATE.match(raw):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a rate: use N/s, N/min, N/hour or N/day.")
+    return raw
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from loggregator_site.env import env_bool, env_float, env_int, env_list, env_str
+from loggregator_site.env import env_bool, env_float, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -21,6 +21,22 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     SECRET_KEY = "django-insecure-local-development-only"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+
+# --- HTTPS (`manage.py check --deploy`; README-reliability.md) --------------
+# Cookies (the admin's session and CSRF token) only over HTTPS unless DEBUG.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# TLS ends at the reverse proxy in front of gunicorn, which redirects plain
+# HTTP and sends HSTS; publishers and healthchecks on the private network
+# speak plain HTTP to gunicorn, so both stay off unless asked for.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# The header the proxy sets on HTTPS requests, e.g. X-Forwarded-Proto: only
+# set it when the proxy always overwrites that header.
+if _proxy_ssl_header := env_str("SECURE_PROXY_SSL_HEADER", ""):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -131,6 +147,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "events.openapi.require_publish_body",
+    ],
 }
 
 # --- Loggregator ------------------------------------------------------------
@@ -153,6 +173,18 @@ LOGGREGATOR = {
     # After a batch that emptied the queue, seconds to let more events gather
     # before the next consumer transaction (more events per transaction).
     "CONSUMER_LINGER": env_float("LOGGREGATOR_CONSUMER_LINGER", 0.02),
+    # Backpressure: above this many accepted-but-unprocessed events, /publish
+    # answers 503 with Retry-After instead of accepting more (0: no limit).
+    "MAX_QUEUED_EVENTS": env_int("LOGGREGATOR_MAX_QUEUED_EVENTS", 1_000_000),
+    # The Retry-After of those 503s, in seconds.
+    "BACKPRESSURE_RETRY_AFTER": env_int("LOGGREGATOR_BACKPRESSURE_RETRY_AFTER", 5, minimum=1),
+    # /events and /stats need an API key with the `read` scope (/publish needs
+    # one with `publish` as soon as any key exists; see events.auth).
+    "PROTECT_READS": env_bool("LOGGREGATOR_PROTECT_READS", False),
+    # Requests allowed per API key, or per client address without one, e.g.
+    # "100/s" or "6000/min"; unset means no limit. 429 + Retry-After above it.
+    "PUBLISH_RATE": env_rate("LOGGREGATOR_PUBLISH_RATE"),
+    "READ_RATE": env_rate("LOGGREGATOR_READ_RATE"),
     # Counter rows per topic; writers spread over them so no single row is hot.
     "COUNTER_SHARDS": env_int("LOGGREGATOR_COUNTER_SHARDS", 4, minimum=1),
 }

@@ -7,6 +7,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from events import consumer as consumer_module
+from events.auth import forget_keys_configured
 from events.consumer import Consumer
 from tests.servers import AggregatorServer, ServiceDatabase
 
@@ -40,6 +41,15 @@ def keep_the_test_transaction():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(consumer_module, "close_old_connections", close_unless_in_test_transaction)
         yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_api_key_state():
+    # A key a test created is rolled back with its transaction, but the
+    # process's "keys configured" answer would outlive it.
+    forget_keys_configured()
+    yield
+    forget_keys_configured()
 
 
 @pytest.fixture
@@ -77,6 +87,12 @@ def stats(api):
         return response.json()
 
     return _stats
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_service_databases():
+    yield
+    ServiceDatabase.drop_all()
 
 
 @pytest.fixture

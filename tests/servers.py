@@ -127,10 +127,12 @@ class ServiceDatabase:
 
     A SQLite file in the test's directory, or, when the suite runs on
     PostgreSQL, a new database on the same server (named for this run, so
-    concurrent runs never meet), dropped by drop().
+    concurrent runs never meet), dropped by drop() or else by drop_all() at
+    the end of the run.
     """
 
     _numbers = itertools.count(1)
+    _undropped: list[ServiceDatabase] = []
 
     def __init__(self, data_dir: Path):
         self.name: str | None = None
@@ -142,10 +144,17 @@ class ServiceDatabase:
         with postgresql_connection(suite_url, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{self.name}"')
         self.url = urlsplit(suite_url)._replace(path=f"/{self.name}").geturl()
+        self._undropped.append(self)
+
+    @classmethod
+    def drop_all(cls) -> None:
+        for database in list(cls._undropped):
+            database.drop()
 
     def drop(self) -> None:
-        if self.name is None:
+        if self not in self._undropped:
             return
+        self._undropped.remove(self)
         with postgresql_connection(os.environ["DATABASE_URL"], autocommit=True) as admin:
             # FORCE: a killed process's session may not have ended yet.
             admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
@@ -155,8 +164,16 @@ class AggregatorServer(ManagedProcess):
     """gunicorn serving Loggregator on a free port, by default with its in-process consumer."""
 
     def __init__(
-        self, data_dir: Path, *, database_url: str, workers: int = 2, name: str = "gunicorn", **settings: str
+        self,
+        data_dir: Path,
+        *,
+        database_url: str | None = None,
+        workers: int = 2,
+        name: str = "gunicorn",
+        **settings: str,
     ):
+        # Without a URL, an empty database of its own (ServiceDatabase).
+        database_url = database_url or ServiceDatabase(data_dir).url
         super().__init__(name, data_dir, service_env(database_url, **settings))
         self.database_url = database_url
         self.workers = workers

@@ -73,3 +73,23 @@ def test_staff_see_one_stats_row_per_topic_with_shards_summed(staff_client, publ
     assert page.status_code == 200
     rows = page.context["cl"].result_list
     assert [(r.topic, r.received_sum, r.unique_sum, r.duplicate_sum) for r in rows] == [("s.one", 8, 6, 2)]
+
+
+@pytest.mark.django_db
+def test_a_logged_in_user_who_is_not_staff_is_kept_out(client):
+    client.force_login(User.objects.create_user("someone", "someone@example.com", "pw-for-tests"))
+    for page in ("/admin/", "/admin/events/event/", "/admin/events/apikey/"):
+        response = client.get(page)
+        assert response.status_code == 302
+        assert "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_staff_can_revoke_an_api_key_but_not_create_one(staff_client):
+    from events.models import ApiKey
+
+    key = ApiKey.objects.create(name="svc", prefix="lgr_abc", key_hash="0" * 64, scopes="publish")
+    assert staff_client.get("/admin/events/apikey/add/").status_code == 403
+    page = staff_client.get(f"/admin/events/apikey/{key.pk}/change/")
+    assert page.status_code == 200
+    assert b"0000000000000000" in page.content  # the hash, shown read-only

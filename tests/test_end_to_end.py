@@ -1,67 +1,14 @@
 """Against real gunicorn processes: publish, stop, crash, restart; nothing acknowledged is lost or doubled."""
 
 import random
-import signal
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
 from tests.factories import event, events
 from tests.polling import wait_for
 from tests.servers import AggregatorServer, ConsumerProcess
-
-
-def stored_ids(server: AggregatorServer, topic: str) -> list[str]:
-    """Every event_id listed for a topic, through the paginated API."""
-    ids, url = [], f"{server.url}/events?topic={topic}&limit=2000"
-    while url:
-        page = server.session.get(url, timeout=60).json()
-        ids += [e["event_id"] for e in page["events"]]
-        url = page["next"]
-    return ids
-
-
-def assert_exact(stats: dict, *, unique: int, duplicates: int):
-    assert stats["queued"] == 0
-    assert stats["unique_processed"] == unique
-    assert stats["duplicate_dropped"] == duplicates
-    assert stats["received"] == unique + duplicates
-
-
-class Publisher(threading.Thread):
-    """Sends its requests one after another and records what each got back.
-
-    With `retry`, an unanswered request is sent again until it is acknowledged,
-    as an at-least-once publisher does while the server restarts.
-    """
-
-    def __init__(self, url: str, requests_to_send: list[list[dict]], *, retry: bool = False):
-        super().__init__()
-        self.url = url
-        self.pending = requests_to_send
-        self.retry = retry
-        self.acknowledged: list[list[dict]] = []
-        self.unanswered: list[list[dict]] = []
-        self.stop = threading.Event()
-
-    def run(self):
-        session = requests.Session()
-        for body in self.pending:
-            while not self.stop.is_set():
-                try:
-                    response = session.post(f"{self.url}/publish", json=body, timeout=60)
-                    acknowledged = response.status_code == 202
-                except requests.RequestException:
-                    acknowledged = False
-                if acknowledged:
-                    self.acknowledged.append(body)
-                    break
-                self.unanswered.append(body)
-                if not self.retry:
-                    break
-                self.stop.wait(0.05)  # retry pacing while the server is down
+from tests.traffic import Publisher, assert_exact, stored_ids
 
 
 def test_concurrent_publishers_with_overlapping_duplicates_get_exact_counts(aggregator_server):
@@ -80,23 +27,6 @@ def test_concurrent_publishers_with_overlapping_duplicates_get_exact_counts(aggr
     assert sorted(stored_ids(aggregator_server, "e2e.orders")) == sorted(
         e["event_id"] for e in unique if e["topic"] == "e2e.orders"
     )
-
-
-def test_sigterm_answers_in_flight_requests_and_a_restart_keeps_everything(aggregator_server):
-    publisher = Publisher(aggregator_server.url, [events(500, topic="e2e.term") for _ in range(200)])
-    publisher.start()
-    wait_for(lambda: len(publisher.acknowledged) >= 3, message="some publishes to be acknowledged")
-    assert aggregator_server.stop(signal.SIGTERM) == 0
-    publisher.stop.set()
-    publisher.join()
-
-    aggregator_server.start()
-    acknowledged = [e for body in publisher.acknowledged for e in body]
-    stats = aggregator_server.wait_until_processed()
-    # A request cut off by the shutdown may have been committed before its answer was lost.
-    assert len(acknowledged) <= stats["unique_processed"] <= len(acknowledged) + 500 * len(publisher.unanswered)
-    assert_exact(stats, unique=stats["unique_processed"], duplicates=0)
-    assert set(e["event_id"] for e in acknowledged) <= set(stored_ids(aggregator_server, "e2e.term"))
 
 
 @pytest.mark.parametrize("kills", [3])

@@ -6,6 +6,7 @@ import pytest
 @pytest.mark.django_db
 def test_the_schema_describes_the_publish_body_as_an_event_or_a_batch(api):
     schema = api.get("/openapi.json").json()
+    assert schema["paths"]["/publish"]["post"]["requestBody"]["required"] is True
     body = schema["paths"]["/publish"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     single, batch = body["oneOf"]
     assert single["required"] == ["topic", "event_id", "timestamp", "source", "payload"]

@@ -14,7 +14,7 @@ import psycopg
 from tests.factories import events
 from tests.polling import wait_for
 from tests.servers import AggregatorServer, ConsumerProcess, postgresql_connection, requires_postgresql
-from tests.test_end_to_end import assert_exact, stored_ids
+from tests.traffic import assert_exact, stored_ids
 
 pytestmark = requires_postgresql()
 

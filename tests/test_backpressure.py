@@ -1,0 +1,105 @@
+"""Backpressure: over the backlog limit /publish answers 503 + Retry-After and accepts nothing."""
+
+import threading
+
+import pytest
+
+from events.models import IntakeBatch
+from publisher.client import AggregatorClient
+from tests.factories import event, events
+from tests.polling import wait_for
+from tests.servers import AggregatorServer, ConsumerProcess
+
+
+@pytest.fixture
+def backlog_limit(settings):
+    def _limit(events: int, retry_after: int = 5):
+        settings.LOGGREGATOR = {
+            **settings.LOGGREGATOR,
+            "MAX_QUEUED_EVENTS": events,
+            "BACKPRESSURE_RETRY_AFTER": retry_after,
+        }
+
+    return _limit
+
+
+@pytest.mark.django_db
+def test_over_the_limit_publish_answers_503_with_retry_after_and_accepts_nothing(
+    publish, stats, drain, backlog_limit
+):
+    backlog_limit(10, retry_after=7)
+    assert publish(events(6)).status_code == 202
+    assert publish(events(6)).status_code == 202  # 6 queued < 10: accepted, overshooting to 12
+
+    refused = publish(events(3))
+    assert refused.status_code == 503
+    assert refused["Retry-After"] == "7"
+    assert "12 events are waiting" in refused.json()["detail"]
+    assert stats()["received"] == 12
+    assert IntakeBatch.objects.count() == 2
+
+    drain()
+    assert publish(event()).status_code == 202
+    assert stats()["received"] == 13
+
+
+@pytest.mark.django_db
+def test_a_limit_of_zero_means_no_limit(publish, backlog_limit):
+    backlog_limit(0)
+    for _ in range(5):
+        assert publish(events(100)).status_code == 202
+
+
+@pytest.mark.slow
+def test_publishers_back_off_while_the_consumer_is_stopped_and_everything_arrives_once(tmp_path):
+    server = AggregatorServer(
+        tmp_path,
+        LOGGREGATOR_INPROCESS_CONSUMER="false",
+        LOGGREGATOR_MAX_QUEUED_EVENTS="2000",
+        LOGGREGATOR_BACKPRESSURE_RETRY_AFTER="1",
+    )
+    server.start()
+    consumer = ConsumerProcess(server)
+    unique = events(8000, topic="bp.flow")
+    # Each publisher sends its share, then resends a quarter of it.
+    shares = [unique[i::4] for i in range(4)]
+    bodies = [share + share[: len(share) // 4] for share in shares]
+    results, failures = [], []
+    stop = threading.Event()
+
+    def send(body):
+        with AggregatorClient(server.url, backoff_base=0.05, backoff_cap=1.0, stop=stop) as client:
+            for start in range(0, len(body), 250):
+                try:
+                    results.append(client.publish(body[start : start + 250]))
+                except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                    failures.append(exc)
+
+    threads = [threading.Thread(target=send, args=(body,)) for body in bodies]
+    try:
+        for thread in threads:
+            thread.start()
+        # The consumer is stopped: the backlog stops near the limit and stays there.
+        wait_for(lambda: server.stats()["queued"] >= 2000, message="the backlog to reach its limit")
+        refused = server.publish(event("bp.probe"))
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        # Overshoot: at most the requests that were checked at the same moment.
+        assert server.stats()["queued"] <= 2000 + 4 * 250
+
+        consumer.start()
+        for thread in threads:
+            thread.join()
+        assert not failures
+        stats = server.wait_until_processed(received=10_000)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        consumer.stop()
+        server.stop()
+
+    assert sum(result.attempts for result in results) > len(results), "no publisher was ever refused"
+    assert stats["unique_processed"] == 8000
+    assert stats["duplicate_dropped"] == 2000
+    assert stats["received"] == 10_000

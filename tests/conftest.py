@@ -3,10 +3,9 @@ import threading
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 from rest_framework.test import APIClient
 
-from events import consumer as consumer_module
 from events.auth import forget_keys_configured
 from events.consumer import Consumer
 from tests.servers import AggregatorServer, ServiceDatabase
@@ -26,20 +25,22 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 @pytest.fixture(autouse=True)
 def keep_the_test_transaction():
-    """Skip the consumer's per-round close_old_connections() inside a test's transaction.
+    """Never let close_old_connections() close a connection inside a test's transaction.
 
-    Django's test client does the same for requests: closing the connection
-    there would end the test's transaction (on PostgreSQL it closes for real).
+    The consumer calls it every round, and a WSGI app called directly (as
+    schemathesis does) at every request; Django's test client avoids the
+    latter by disconnecting it. Inside the transaction it would close the
+    connection, which on PostgreSQL really ends the test's transaction.
     """
-    close_old_connections = consumer_module.close_old_connections
+    close_if_obsolete = BaseDatabaseWrapper.close_if_unusable_or_obsolete
 
-    def close_unless_in_test_transaction():
-        if not connection.in_atomic_block:
-            close_old_connections()
+    def close_unless_in_a_transaction(self):
+        if not self.in_atomic_block:
+            close_if_obsolete(self)
 
     # Its own patch, so that a test's monkeypatch.undo() leaves it in place.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(consumer_module, "close_old_connections", close_unless_in_test_transaction)
+        patch.setattr(BaseDatabaseWrapper, "close_if_unusable_or_obsolete", close_unless_in_a_transaction)
         yield
 
 

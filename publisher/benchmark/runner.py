@@ -11,10 +11,13 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from publisher.benchmark import profile
+from publisher.benchmark import postgres, profile
 from publisher.benchmark.load import DriverResult, DriverSpec, Phases, run_in_process
 from publisher.benchmark.server import BenchmarkServer, RssSampler, RssSample, ServerConfig
 from publisher.benchmark.workloads import Workload
@@ -49,7 +52,7 @@ def run_workload(
 ) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix=f"loggregator-bench-{workload.name}-", dir=temp_root))
     try:
-        with BenchmarkServer(directory, config) as server:
+        with _database(config) as config, BenchmarkServer(directory, config) as server:
             spec = DriverSpec(
                 url=server.url,
                 workload=workload,
@@ -73,6 +76,16 @@ def run_workload(
     finally:
         if not keep_dir:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def _database(config: ServerConfig) -> Iterator[ServerConfig]:
+    """The config with a fresh database for one workload (SQLite: the server makes its own file)."""
+    if config.postgres_url is None:
+        yield config
+        return
+    with postgres.scratch_database(config.postgres_url) as url:
+        yield replace(config, database_url=url)
 
 
 def summarise(
@@ -112,6 +125,7 @@ def summarise(
         "workload": workload.name,
         "description": workload.description,
         "server": config.mode,
+        "database": "postgresql" if config.postgres_url else "sqlite",
         "events": driven.events,
         "requests": driven.requests,
         "connections": driven.connections,

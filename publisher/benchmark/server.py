@@ -45,15 +45,20 @@ class ServerConfig:
     threads: int = 8
     # 0: each gunicorn worker runs its consumer thread; N: N run_consumer processes.
     consumers: int = 0
-    # None: a fresh SQLite file in the run's directory (the only mode so far).
+    # None: a fresh SQLite file in the run's directory; else a fresh database
+    # per workload on this PostgreSQL server (see benchmark.postgres).
+    postgres_url: str | None = None
+    # Set per workload: the database the server uses.
     database_url: str | None = None
 
     @property
     def mode(self) -> str:
         processes = f"{self.workers} gunicorn workers x {self.threads} threads"
         if self.consumers:
-            return f"{processes}, {self.consumers} run_consumer process(es)"
-        return f"{processes}, in-process consumer threads"
+            processes = f"{processes}, {self.consumers} run_consumer process(es)"
+        else:
+            processes = f"{processes}, in-process consumer threads"
+        return f"{processes}, on {'PostgreSQL' if self.postgres_url else 'SQLite'}"
 
 
 @dataclass

@@ -55,6 +55,13 @@ class Command(BaseCommand):
             help="0: the consumer thread in each gunicorn worker (default); N: N run_consumer processes "
             "with LOGGREGATOR_INPROCESS_CONSUMER=false.",
         )
+        parser.add_argument(
+            "--postgres",
+            metavar="URL",
+            default=None,
+            help="Run on PostgreSQL: a fresh database per workload on the server of URL "
+            "(e.g. postgres://postgres@127.0.0.1:5432/postgres), dropped afterwards.",
+        )
         parser.add_argument("--seed", type=int, default=None, help="Seed for the generated events (default: random).")
         parser.add_argument("--json", action="store_true", help="Print the results as JSON instead of tables.")
         parser.add_argument(
@@ -70,7 +77,20 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args, workloads, quick, events, repeat, workers, threads, consumers, seed, keep_dir, profile, **options
+        self,
+        *args,
+        workloads,
+        quick,
+        events,
+        repeat,
+        workers,
+        threads,
+        consumers,
+        postgres,
+        seed,
+        keep_dir,
+        profile,
+        **options,
     ):
         if repeat < 1 or workers < 1 or threads < 1 or consumers < 0:
             raise CommandError("--repeat, --workers and --threads must be at least 1, --consumers at least 0.")
@@ -78,7 +98,7 @@ class Command(BaseCommand):
             raise CommandError("--events must be at least 1.")
         if profile is not None and not profiler_available():
             raise CommandError("--profile needs py-spy: pip install py-spy")
-        config = ServerConfig(workers=workers, threads=threads, consumers=consumers)
+        config = ServerConfig(workers=workers, threads=threads, consumers=consumers, postgres_url=postgres)
         catalogue = QUICK if quick else FULL
         seed = random.randrange(2**31) if seed is None else seed
         # SIGTERM unwinds like Ctrl-C, so the servers and temporary directories are cleaned up.

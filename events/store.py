@@ -8,10 +8,11 @@ any number of consumers, in-batch duplicates included.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from operator import itemgetter
 
+import psycopg
 from django.db import connection
 
 from events import counters, intake
@@ -31,41 +32,63 @@ def store_events(rows: list[intake.EventRow]) -> dict[str, tuple[int, int]]:
 
     Must run inside the transaction that also takes the rows off the queue.
     """
-    table = connection.ops.quote_name(Event._meta.db_table)
+    offered = Counter(row[0] for row in rows)
     if connection.vendor == "postgresql":
-        # Many consumers insert at once here. An insert waits for a concurrent
-        # transaction that inserted the same key, so every consumer takes its
-        # keys in one order: then those waits can never form a cycle (a
-        # deadlock). The ids, drawn up front, still follow the order the
-        # events arrived in, as on SQLite: ties in timestamp keep that order.
-        # Both sorts are stable, so the first copy of a key still goes first.
-        ids = _next_ids(table, len(rows))
-        rows = sorted(((*row, pk) for row, pk in zip(rows, ids)), key=itemgetter(0, 1))
-        sql = (
-            f"INSERT INTO {table} (topic, event_id, timestamp, source, payload, id)"
-            " VALUES (%s, %s, %s, %s, CAST(%s AS jsonb), %s)"
-            " ON CONFLICT (topic, event_id) DO NOTHING"
-        )
+        inserted = _insert_postgresql(rows)
     else:
-        # One writer at a time (the IMMEDIATE transaction): arrival order.
-        sql = (
-            f"INSERT INTO {table} (topic, event_id, timestamp, source, payload)"
-            " VALUES (%s, %s, %s, %s, %s)"
-            " ON CONFLICT (topic, event_id) DO NOTHING"
-        )
-    by_topic: dict[str, list[tuple]] = defaultdict(list)
-    for row in rows:
-        by_topic[row[0]].append(row)
-
-    processed = {}
-    with connection.cursor() as cursor:
-        # Per topic, so the driver's row count tells each topic's new rows.
-        for topic in sorted(by_topic):
-            topic_rows = by_topic[topic]
-            cursor.executemany(sql, topic_rows)
-            processed[topic] = (cursor.rowcount, len(topic_rows) - cursor.rowcount)
+        inserted = _insert_sqlite(rows)
+    processed = {topic: (inserted[topic], count - inserted[topic]) for topic, count in offered.items()}
     counters.add_processed(processed)
     return processed
+
+
+def _insert_sqlite(rows: list[intake.EventRow]) -> Counter[str]:
+    # One writer at a time (the IMMEDIATE transaction): rows go in arrival order.
+    table = connection.ops.quote_name(Event._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (topic, event_id, timestamp, source, payload)"
+        " VALUES (%s, %s, %s, %s, %s)"
+        " ON CONFLICT (topic, event_id) DO NOTHING"
+    )
+    by_topic: dict[str, list[intake.EventRow]] = defaultdict(list)
+    for row in rows:
+        by_topic[row[0]].append(row)
+    inserted = Counter()
+    with connection.cursor() as cursor:
+        # Per topic, so the driver's row count tells each topic's new rows.
+        for topic, topic_rows in by_topic.items():
+            cursor.executemany(sql, topic_rows)
+            inserted[topic] = cursor.rowcount
+    return inserted
+
+
+def _insert_postgresql(rows: list[intake.EventRow]) -> Counter[str]:
+    table = connection.ops.quote_name(Event._meta.db_table)
+    # Many consumers insert at once here. An insert waits for a concurrent
+    # transaction that inserted the same key, so every consumer takes its
+    # keys in one order: then those waits can never form a cycle (a
+    # deadlock). The ids, drawn up front, still follow the order the
+    # events arrived in, as on SQLite: ties in timestamp keep that order.
+    # The sort is stable, so the first copy of a key still goes first.
+    ids = _next_ids(table, len(rows))
+    rows = sorted(((*row, pk) for row, pk in zip(rows, ids)), key=itemgetter(0, 1))
+    # One statement for the whole batch (arrays, unnested in order) instead
+    # of a statement per row; RETURNING tells which rows were new. The arrays
+    # go as binary parameters (%b) on a plain psycopg cursor: Django's cursors
+    # quote them into the SQL text, which PostgreSQL then parses five times
+    # slower than the insert itself.
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (topic, event_id, timestamp, source, payload, id)"
+            " SELECT t, e::uuid, ts::timestamptz, s, p::jsonb, i"
+            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[])"
+            " AS x(t, e, ts, s, p, i)"
+            " ON CONFLICT (topic, event_id) DO NOTHING"
+            " RETURNING topic",
+            [list(column) for column in zip(*rows)],
+        )
+        return Counter(topic for (topic,) in cursor.fetchall())
 
 
 def _next_ids(table: str, count: int) -> list[int]:

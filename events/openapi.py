@@ -11,6 +11,8 @@ _event_schema = _components["PublishedEvent"]
 for _property in _event_schema["properties"].values():
     if "examples" in _property:
         _property["example"] = _property.pop("examples")[0]
+# NUL cannot be stored (events.validation); msgspec's schema cannot say so.
+_event_schema["properties"]["source"]["pattern"] = "^[^\\u0000]*$"
 # msgspec drops the date-time format once the field carries a description.
 _event_schema["properties"]["timestamp"].update(format="date-time", example="2026-05-01T12:00:00Z")
 _event_schema["properties"]["payload"] = {

@@ -53,6 +53,9 @@ class Consumer:
     def run(self, stop: threading.Event, *, until_drained: bool = False) -> None:
         """Store queued events until `stop` is set (or, with until_drained, the queue is empty).
 
+        A running consumer outlives database errors, retrying with a back-off;
+        a drain raises them.
+
         To stop an idle consumer at once, set `stop`, then `wakeup`.
         """
         listener = None
@@ -77,6 +80,8 @@ class Consumer:
             try:
                 stored = process_next_batch(max_events=self.batch_events)
             except DatabaseError:
+                if until_drained:
+                    raise  # a one-off drain (run_consumer --once, tests) fails loudly
                 # The transaction rolled back: the batch stays queued for the
                 # next attempt. Back off so a broken database is not hammered.
                 backoff = min(MAX_ERROR_BACKOFF, max(1.0, backoff * 2))

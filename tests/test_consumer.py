@@ -62,22 +62,38 @@ def test_it_backs_off_after_a_database_error_and_then_recovers(publish, monkeypa
     failures = []
     waits = []
 
-    def flaky(*, max_events):
-        if not failures:
-            failures.append(1)
-            raise DatabaseError("database went away")
-        return real(max_events=max_events)
-
     class RecordingStop(threading.Event):
         def wait(self, timeout=None):
             waits.append(timeout)  # the back-off, without spending it
             return self.is_set()
 
+    stop = RecordingStop()
+
+    def flaky(*, max_events):
+        if not failures:
+            failures.append(1)
+            raise DatabaseError("database went away")
+        stored = real(max_events=max_events)
+        stop.set()  # recovered: end the run
+        return stored
+
     monkeypatch.setattr(consumer_module, "process_next_batch", flaky)
     consumer = Consumer(batch_events=100, poll_interval=0.01)
-    consumer.run(RecordingStop(), until_drained=True)
+    consumer.run(stop)
     assert waits == [1.0]
     assert consumer.unique == 4
+
+
+@pytest.mark.django_db
+def test_a_drain_raises_a_database_error_instead_of_retrying(publish, monkeypatch):
+    publish(events(2))
+
+    def broken(*, max_events):
+        raise DatabaseError("database went away")
+
+    monkeypatch.setattr(consumer_module, "process_next_batch", broken)
+    with pytest.raises(DatabaseError):
+        Consumer(batch_events=100, poll_interval=0.01).run(threading.Event(), until_drained=True)
 
 
 @pytest.mark.django_db(transaction=True)

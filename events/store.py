@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from operator import itemgetter
 
 import psycopg
 from django.db import connection
@@ -64,40 +63,34 @@ def _insert_sqlite(rows: list[intake.EventRow]) -> Counter[str]:
 
 def _insert_postgresql(rows: list[intake.EventRow]) -> Counter[str]:
     table = connection.ops.quote_name(Event._meta.db_table)
-    # Many consumers insert at once here. An insert waits for a concurrent
-    # transaction that inserted the same key, so every consumer takes its
-    # keys in one order: then those waits can never form a cycle (a
-    # deadlock). The ids, drawn up front, still follow the order the
-    # events arrived in, as on SQLite: ties in timestamp keep that order.
-    # The sort is stable, so the first copy of a key still goes first.
-    ids = _next_ids(table, len(rows))
-    rows = sorted(((*row, pk) for row, pk in zip(rows, ids)), key=itemgetter(0, 1))
     # One statement for the whole batch (arrays, unnested in order) instead
-    # of a statement per row; RETURNING tells which rows were new. The arrays
-    # go as binary parameters (%b) on a plain psycopg cursor: Django's cursors
-    # quote them into the SQL text, which PostgreSQL then parses five times
-    # slower than the insert itself.
+    # of a statement per row; RETURNING tells which rows were new.
+    #
+    # Many consumers insert at once here. An insert waits for a concurrent
+    # transaction that inserted the same key, so every consumer inserts its
+    # keys in one order: then those waits can never form a cycle (a
+    # deadlock). The ids are drawn first, in the order the events arrived
+    # (`n`), so ties in timestamp still list in that order, as on SQLite;
+    # the first copy of a key goes first.
+    #
+    # The arrays go as binary parameters (%b) on a plain psycopg cursor:
+    # Django's cursors quote them into the SQL text, which PostgreSQL then
+    # parses five times slower than the insert itself.
     connection.ensure_connection()
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (topic, event_id, timestamp, source, payload, id)"
-            " SELECT t, e::uuid, ts::timestamptz, s, p::jsonb, i"
-            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[])"
-            " AS x(t, e, ts, s, p, i)"
+            f"WITH arrived AS ("
+            f" SELECT t, e::uuid AS e, ts::timestamptz AS ts, s, p::jsonb AS p, n,"
+            f" nextval(pg_get_serial_sequence('{table}', 'id')) AS id"
+            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
+            " WITH ORDINALITY AS x(t, e, ts, s, p, n) ORDER BY n)"
+            f" INSERT INTO {table} (topic, event_id, timestamp, source, payload, id)"
+            " SELECT t, e, ts, s, p, id FROM arrived ORDER BY t, e, n"
             " ON CONFLICT (topic, event_id) DO NOTHING"
             " RETURNING topic",
             [list(column) for column in zip(*rows)],
         )
         return Counter(topic for (topic,) in cursor.fetchall())
-
-
-def _next_ids(table: str, count: int) -> list[int]:
-    """`count` new ids from the table's sequence (PostgreSQL), ascending."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count]
-        )
-        return sorted(pk for (pk,) in cursor.fetchall())
 
 
 def process_next_batch(*, max_events: int) -> StoredBatch | None:

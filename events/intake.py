@@ -58,7 +58,10 @@ def encode(events: list[PublishedEvent]) -> bytes:
 
 def decode(body: bytes) -> list[EventRow]:
     rows = _decoder.decode(_decompressor().decompress(body))
-    return [(topic, event_id, timestamp, source, bytes(payload).decode()) for topic, event_id, timestamp, source, payload in rows]
+    return [
+        (topic, event_id, timestamp, source, bytes(payload).decode())
+        for topic, event_id, timestamp, source, payload in rows
+    ]
 
 
 def _compressor() -> zstandard.ZstdCompressor:

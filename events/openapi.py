@@ -28,7 +28,12 @@ PUBLISH_REQUEST = {
     "application/json": {
         "oneOf": [
             _event_schema,
-            {"type": "array", "items": _event_schema, "minItems": 1, "description": "A batch: accepted whole or not at all."},
+            {
+                "type": "array",
+                "items": _event_schema,
+                "minItems": 1,
+                "description": "A batch: accepted whole or not at all.",
+            },
         ]
     }
 }

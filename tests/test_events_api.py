@@ -101,7 +101,9 @@ def test_a_bad_limit_is_refused(api, limit):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("cursor", ["garbage!", "bm90IGEgY3Vyc29y", "MjAyNi0wMS0wMXxhYmM", "MjAyNi0wMS0wMVQwMDowMDowMHwx"])
+@pytest.mark.parametrize(
+    "cursor", ["garbage!", "bm90IGEgY3Vyc29y", "MjAyNi0wMS0wMXxhYmM", "MjAyNi0wMS0wMVQwMDowMDowMHwx"]
+)
 def test_a_bad_cursor_is_refused(api, cursor):
     response = api.get("/events", {"topic": "a", "cursor": cursor})
     assert response.status_code == 400

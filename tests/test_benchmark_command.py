@@ -32,6 +32,8 @@ RESULT_KEYS = {
     "latency_p99_ms",
     "ceiling_events_per_second",
     "percent_of_ceiling",
+    "load_ceiling_events_per_second",
+    "percent_of_load_ceiling",
     "rss_max_mib",
 }
 
@@ -61,6 +63,9 @@ def test_a_quick_run_reports_exact_counts_as_json():
     assert result["observed"] == {"received": 2000, "unique": 1500, "duplicates": 500, "queued": 0}
     assert result["end_to_end_seconds"] >= result["accept_seconds"] > 0
     assert result["ceiling_events_per_second"] > 0
+    # The same requests went to the null server first: a real send, at a real rate.
+    assert result["load_ceiling_events_per_second"] > 0
+    assert 0 < result["percent_of_load_ceiling"]
     assert "gunicorn master" in result["rss_max_mib"]
     assert report["medians"]["batch5000"]["runs"] == 1
 
@@ -116,25 +121,46 @@ def test_ceiling_rows_are_in_the_aggregators_database_form():
     ]
 
 
-def test_a_wrong_count_is_a_failure_not_a_figure():
-    driven = DriverResult(
-        workload="batch5000",
-        events=100,
-        requests=1,
-        connections=1,
-        body_bytes=1000,
-        expected_unique=75,
-        expected_duplicates=25,
-        ceiling_events_per_second=1000.0,
-        ceiling_seconds=0.1,
-        accept_seconds=0.5,
-        end_to_end_seconds=1.0,
-        latencies_ms=[500.0],
-        before={"received": 0, "unique_processed": 0, "duplicate_dropped": 0, "queued": 0},
-        after={"received": 100, "unique_processed": 76, "duplicate_dropped": 24, "queued": 0},
+def driven(**measured) -> DriverResult:
+    """What a load driver might return for 100 events of which 25 are duplicates."""
+    return DriverResult(
+        **{
+            "workload": "batch5000",
+            "events": 100,
+            "requests": 1,
+            "connections": 1,
+            "body_bytes": 1000,
+            "expected_unique": 75,
+            "expected_duplicates": 25,
+            "ceiling_events_per_second": 1000.0,
+            "ceiling_seconds": 0.1,
+            "accept_seconds": 0.5,
+            "end_to_end_seconds": 1.0,
+            "latencies_ms": [500.0],
+            "before": {"received": 0, "unique_processed": 0, "duplicate_dropped": 0, "queued": 0},
+            "after": {"received": 100, "unique_processed": 75, "duplicate_dropped": 25, "queued": 0},
+            **measured,
+        }
     )
 
-    result = summarise(FULL["batch5000"], ServerConfig(), driven, [])
+
+def test_the_single_event_target_shows_what_the_load_driver_alone_reaches():
+    run = driven(workload="single16", requests=100, connections=16, load_ceiling_seconds=0.125, end_to_end_seconds=0.2)
+
+    result = summarise(FULL["single16"], ServerConfig(), run, [])
+    lines = []
+    write_report([result], lines.append)
+
+    assert result["load_ceiling_events_per_second"] == 800
+    assert result["percent_of_load_ceiling"] == 62.5
+    single = next(line for line in lines if "single16 end to end" in line)
+    assert single.endswith(">= 3,000 ev/s: 500 (the load driver alone, against a server that does nothing: 800)")
+
+
+def test_a_wrong_count_is_a_failure_not_a_figure():
+    run = driven(after={"received": 100, "unique_processed": 76, "duplicate_dropped": 24, "queued": 0})
+
+    result = summarise(FULL["batch5000"], ServerConfig(), run, [])
     lines = []
     write_report([result], lines.append)
 

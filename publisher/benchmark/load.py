@@ -1,7 +1,8 @@
 """The load driver: a process of its own that plays one workload against a server.
 
 It builds and serialises every request, measures the ceiling on the same
-events, then starts the clock and sends the requests over N keep-alive
+events and the load ceiling (the same requests sent to a server that does
+nothing, when one is given), then starts the clock and sends the requests over N keep-alive
 connections (one publisher AggregatorClient per thread, taking the next
 request from a shared counter). A second thread polls /stats, so the run
 knows when every event has been processed: that moment ends the end-to-end
@@ -49,6 +50,8 @@ class DriverSpec:
     seed: int
     ddl: list[str]
     ceiling_database: str
+    # The null server (benchmark.null_app) for the load ceiling; None: not measured.
+    null_url: str | None = None
 
 
 @dataclass
@@ -70,6 +73,9 @@ class DriverResult:
     expected_duplicates: int
     ceiling_events_per_second: float
     ceiling_seconds: float
+    # Seconds to send every request to the null server: what the load driver
+    # and gunicorn alone allow; 0 when not measured.
+    load_ceiling_seconds: float = 0.0
     started_at: float = 0.0  # time.monotonic() when the clock started (one clock for all processes)
     accept_seconds: float = 0.0
     end_to_end_seconds: float = 0.0
@@ -154,6 +160,8 @@ def drive(spec: DriverSpec, parent=None) -> DriverResult:
         ceiling_events_per_second=measured.events_per_second,
         ceiling_seconds=measured.seconds,
     )
+    if spec.null_url:
+        result.load_ceiling_seconds = _load_ceiling(spec.null_url, plan, workload)
     session = requests.Session()
     _warm_up(spec.url, workload.connections, session)
     if plan.preload_bodies:
@@ -171,47 +179,73 @@ def drive(spec: DriverSpec, parent=None) -> DriverResult:
     return result
 
 
+class _Senders:
+    """One thread per connection, each with a publisher AggregatorClient, sending
+    the plan's requests in order (the next one free goes to whichever is done)."""
+
+    def __init__(self, url: str, plan: Plan, connections: int):
+        self.url = url
+        self.plan = plan
+        self.latencies_ms = [0.0] * len(plan.bodies)
+        self.problems: list[str] = []
+        self.retries = [0] * connections
+        self.resent = [0] * connections
+        self.failed = threading.Event()
+        self._next_request = itertools.count()
+        self._threads = [threading.Thread(target=self._send, args=(n,), name=f"sender-{n}") for n in range(connections)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+
+    def _send(self, index: int) -> None:
+        bodies = self.plan.bodies
+        with AggregatorClient(self.url, timeout=300, max_retries=5) as client:
+            while not self.failed.is_set() and (i := next(self._next_request)) < len(bodies):
+                started = time.perf_counter()
+                try:
+                    outcome = client.publish(bodies[i])
+                except PublishError as exc:
+                    self.problems.append(f"request {i}: {exc}")
+                    self.failed.set()
+                    return
+                self.latencies_ms[i] = (time.perf_counter() - started) * 1000
+                self.retries[index] += outcome.attempts - 1
+                self.resent[index] += outcome.maybe_landed * self.plan.sizes[i]
+
+
+def _load_ceiling(url: str, plan: Plan, workload: Workload) -> float:
+    """Seconds the load driver takes to send every request to the null server."""
+    senders = _Senders(url, plan, workload.connections)
+    started = time.monotonic()
+    senders.start()
+    senders.join()
+    if senders.problems:
+        raise RuntimeError(f"the null server failed: {'; '.join(senders.problems[:3])}")
+    return time.monotonic() - started
+
+
 def _play(url: str, plan: Plan, workload: Workload, result: DriverResult) -> None:
     total = plan.events
     target = {
         "received": result.before["received"] + total,
         "processed": _processed(result.before) + total,
     }
-    latencies = [0.0] * len(plan.bodies)
-    problems: list[str] = []
-    retries = [0] * workload.connections
-    resent = [0] * workload.connections
-    next_request = itertools.count()
-    accepted_all = threading.Event()
-    failed = threading.Event()
-
-    def sender(index: int) -> None:
-        with AggregatorClient(url, timeout=300, max_retries=5) as client:
-            while not failed.is_set() and (i := next(next_request)) < len(plan.bodies):
-                started = time.perf_counter()
-                try:
-                    outcome = client.publish(plan.bodies[i])
-                except PublishError as exc:
-                    problems.append(f"request {i}: {exc}")
-                    failed.set()
-                    return
-                latencies[i] = (time.perf_counter() - started) * 1000
-                retries[index] += outcome.attempts - 1
-                resent[index] += outcome.maybe_landed * plan.sizes[i]
+    senders = _Senders(url, plan, workload.connections)
 
     poll_interval = LONG_RUN_POLL_INTERVAL if workload.long_run else POLL_INTERVAL
     watcher_session = requests.Session()
-    threads = [threading.Thread(target=sender, args=(n,), name=f"sender-{n}") for n in range(workload.connections)]
     started = time.monotonic()
     result.started_at = started
-    for thread in threads:
-        thread.start()
+    senders.start()
 
     def accepted() -> None:
-        for thread in threads:
-            thread.join()
+        senders.join()
         result.accept_seconds = time.monotonic() - started
-        accepted_all.set()
 
     joiner = threading.Thread(target=accepted, name="accepted")
     joiner.start()
@@ -224,16 +258,17 @@ def _play(url: str, plan: Plan, workload: Workload, result: DriverResult) -> Non
         if stats["received"] >= target["received"] and _processed(stats) >= target["processed"]:
             result.end_to_end_seconds = now - started
             break
-        if failed.is_set() or now > deadline:
+        if senders.failed.is_set() or now > deadline:
             break
         time.sleep(poll_interval)  # poll interval: the end is what /stats says
     joiner.join()
+    problems = senders.problems
     if now > deadline and not result.end_to_end_seconds:
         problems.append(f"not processed within {DRAIN_DEADLINE:.0f} s")
     result.after = _stats(watcher_session, url)
-    result.latencies_ms = latencies
-    result.retries = sum(retries)
-    result.resent = sum(resent)
+    result.latencies_ms = senders.latencies_ms
+    result.retries = sum(senders.retries)
+    result.resent = sum(senders.resent)
     result.error = "; ".join(problems[:3]) or None
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from publisher.benchmark import postgres, profile
 from publisher.benchmark.load import DriverResult, DriverSpec, Phases, run_in_process
-from publisher.benchmark.server import BenchmarkServer, RssSampler, RssSample, ServerConfig
+from publisher.benchmark.server import BenchmarkServer, NullServer, RssSampler, RssSample, ServerConfig
 from publisher.benchmark.workloads import Workload
 
 MIB = 1024
@@ -52,13 +52,18 @@ def run_workload(
 ) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix=f"loggregator-bench-{workload.name}-", dir=temp_root))
     try:
-        with _database(config) as config, BenchmarkServer(directory, config) as server:
+        with (
+            _database(config) as config,
+            _null_server(workload, directory, config) as null_server,
+            BenchmarkServer(directory, config) as server,
+        ):
             spec = DriverSpec(
                 url=server.url,
                 workload=workload,
                 seed=seed,
                 ddl=server.event_table_ddl(),
                 ceiling_database=str(directory / "ceiling.sqlite3"),
+                null_url=null_server.url if null_server else None,
             )
             profiling = _Profiling(server, profile_dir, run_name or workload.name) if profile_dir else None
             with RssSampler(server) as sampler:
@@ -76,6 +81,16 @@ def run_workload(
     finally:
         if not keep_dir:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def _null_server(workload: Workload, directory: Path, config: ServerConfig) -> Iterator[NullServer | None]:
+    """The load ceiling's server; none for the long run, whose figures are over time."""
+    if workload.long_run:
+        yield None
+        return
+    with NullServer(directory, config) as server:
+        yield server
 
 
 @contextmanager
@@ -119,6 +134,7 @@ def summarise(
     end_to_end = driven.end_to_end_seconds
     e2e_rate = driven.events / end_to_end if ok and end_to_end > 0 else None
     ceiling_rate = driven.ceiling_events_per_second
+    load_rate = driven.events / driven.load_ceiling_seconds if driven.load_ceiling_seconds else None
     latencies = sorted(driven.latencies_ms)
     during = [s for s in samples if s.at >= driven.started_at] or samples
     result: dict[str, Any] = {
@@ -144,6 +160,8 @@ def summarise(
         "ceiling_events_per_second": round(ceiling_rate),
         "ceiling_seconds": round(driven.ceiling_seconds, 3),
         "percent_of_ceiling": round(100 * e2e_rate / ceiling_rate, 1) if e2e_rate and ceiling_rate else None,
+        "load_ceiling_events_per_second": round(load_rate) if load_rate else None,
+        "percent_of_load_ceiling": round(100 * e2e_rate / load_rate, 1) if e2e_rate and load_rate else None,
         "rss_max_mib": _rss_max(during),
     }
     if workload.long_run:

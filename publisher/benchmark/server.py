@@ -98,20 +98,20 @@ class BenchmarkServer:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=PROJECT_DIR, env=self.env, check=True
         )
-        self._spawn(
-            "gunicorn",
-            [
-                sys.executable, "-m", "gunicorn", "loggregator_site.wsgi",
-                "-c", "loggregator_site/gunicorn.conf.py",
-                "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(self.config.workers),
-                "--threads", str(self.config.threads),
-            ],
-        )  # fmt: skip
+        self._spawn("gunicorn", self._gunicorn("loggregator_site.wsgi"))
         for number in range(1, self.config.consumers + 1):
             self._spawn(f"run_consumer-{number}", [sys.executable, "manage.py", "run_consumer"])
         self._wait_until_ready()
         self._wait_until_settled()
+
+    def _gunicorn(self, application: str) -> list[str]:
+        return [
+            sys.executable, "-m", "gunicorn", application,
+            "-c", "loggregator_site/gunicorn.conf.py",
+            "--bind", f"127.0.0.1:{self.port}",
+            "--workers", str(self.config.workers),
+            "--threads", str(self.config.threads),
+        ]  # fmt: skip
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.directory / f"{name}.log", "wb")
@@ -250,6 +250,15 @@ class BenchmarkServer:
                 label = f"{name} worker {pid}"
             found[label] = kib
         return found
+
+
+class NullServer(BenchmarkServer):
+    """The same gunicorn serving publisher.benchmark.null_app: the load ceiling's server."""
+
+    def start(self) -> None:
+        self._spawn("null-gunicorn", self._gunicorn("publisher.benchmark.null_app:application"))
+        self._wait_until_ready()
+        self._wait_until_settled()
 
 
 def _vm_rss(pid: int) -> int:

@@ -11,6 +11,8 @@ import json
 import re
 import uuid
 from datetime import datetime, timezone
+from itertools import chain, compress, repeat
+from operator import is_
 from typing import Annotated
 
 import msgspec
@@ -222,34 +224,30 @@ class _PayloadOnly(msgspec.Struct):
 def _value_problem(value, max_depth: int) -> tuple[str | None, int]:
     """Why a decoded JSON value is refused (too deep, an integer beyond 64 bits), or None;
     and how many object keys it holds."""
-    # Per container, not per value: set(map(type, ...)) runs in C, and most
-    # containers hold only strings and small numbers.
+    # A level of the tree at a time: chain, map, compress and set run in C,
+    # so a whole batch costs a few passes per level, not a few per container.
     level, depth, keys = [value], 1, 0
     while level:
         if depth > max_depth:
             return f"is nested more than {MAX_PAYLOAD_DEPTH} levels deep", keys
-        below = []
-        for container in level:
-            if type(container) is dict:
-                keys += len(container)
-                values = container.values()
-            else:
-                values = container
-            kinds = set(map(type, values))
-            if kinds.isdisjoint(_NOTABLE):
-                continue
-            if int in kinds:
-                numbers = [item for item in values if type(item) is int]
-                if min(numbers) < INT_MIN or max(numbers) > INT_MAX:
-                    big = next(item for item in numbers if not INT_MIN <= item <= INT_MAX)
-                    return f"has the integer {big} beyond the signed and unsigned 64-bit range", keys
-            if dict in kinds or list in kinds:
-                below += [item for item in values if type(item) is dict or type(item) is list]
-        level, depth = below, depth + 1
+        objects = [container.values() for container in level if type(container) is dict]
+        keys += sum(map(len, objects))
+        arrays = [container for container in level if type(container) is list]
+        values = list(chain.from_iterable(objects + arrays))
+        kinds = list(map(type, values))
+        present = set(kinds)
+        if int in present:
+            numbers = list(compress(values, map(is_, kinds, repeat(int))))
+            if min(numbers) < INT_MIN or max(numbers) > INT_MAX:
+                big = next(item for item in numbers if not INT_MIN <= item <= INT_MAX)
+                return f"has the integer {big} beyond the signed and unsigned 64-bit range", keys
+        if present.isdisjoint(_CONTAINERS):
+            break
+        level, depth = list(compress(values, map(_CONTAINERS.__contains__, kinds))), depth + 1
     return None, keys
 
 
-_NOTABLE = frozenset({int, dict, list})
+_CONTAINERS = frozenset({dict, list})
 
 
 def _describe(error: str) -> InvalidEvents:

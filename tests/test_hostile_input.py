@@ -46,6 +46,8 @@ def nested(depth: int) -> str:
         ('{"big": 18446744073709551616}', "integer 18446744073709551616"),
         ('{"small": -9223372036854775809}', "integer -9223372036854775809"),
         ('{"deep": [1, [2, [99999999999999999999999999999]]]}', "beyond the signed and unsigned 64-bit range"),
+        ('{"mixed": [{"k": 1}, [2, -18446744073709551616], {"k": 3}]}', "integer -18446744073709551616"),
+        ('{"mixed": [[1, 2], {"k": 1, "j": [3], "k": 2}]}', "key `k` twice"),
         ('{"huge": 1e400}', "beyond the range of a 64-bit float"),
         ('{"escaped": "caf\\u00e9", "a": 1, "a": 1}', "key `a` twice"),
         (nested(MAX_PAYLOAD_DEPTH + 1), f"more than {MAX_PAYLOAD_DEPTH} levels"),

@@ -2,7 +2,8 @@
 
 So that `manage.py runserver` (or gunicorn) alone works end to end. Turn it
 off with LOGGREGATOR_INPROCESS_CONSUMER=false when dedicated `run_consumer`
-processes drain the queue.
+processes drain the queue. On SQLite one web process's thread consumes at a
+time and the others stand by (events.db.sole_consumer).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.db import connections
 
 from events.consumer import Consumer
+from events.db import sole_consumer
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,10 @@ def start_consumer_thread() -> None:
 
 def _run(consumer: Consumer) -> None:
     try:
-        consumer.run(_stop)
+        with sole_consumer(_stop) as active:
+            if active:
+                logger.info("In-process consumer active")
+                consumer.run(_stop)
     finally:
         connections.close_all()
 

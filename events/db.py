@@ -12,6 +12,10 @@ SQLite also checkpoints its write-ahead log inside whichever COMMIT crosses
 the size threshold, with an fsync, while holding the write lock. The
 consumers checkpoint after each batch instead, outside the lock (see
 checkpoint()), so commits stay short.
+
+Since only one transaction writes at a time, a second consumer on the same
+SQLite file adds no speed, only contention: the in-process consumers of all
+web processes take turns (sole_consumer()).
 """
 
 from __future__ import annotations
@@ -50,6 +54,41 @@ def _writer_lock_fd() -> int:
         path = f"{connection.settings_dict['NAME']}.writer-lock"
         _lock_file = (os.getpid(), os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     return _lock_file[1]
+
+
+@contextmanager
+def sole_consumer(stop: threading.Event, retry: float = 1.0):
+    """Yield True while this is the only in-process consumer of the SQLite database.
+
+    Elsewhere (PostgreSQL, in-memory SQLite) every consumer runs: True at once.
+    """
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+        yield True
+        return
+    with exclusive_turn(f"{connection.settings_dict['NAME']}.consumer-lock", stop, retry) as held:
+        yield held
+
+
+@contextmanager
+def exclusive_turn(path: str, stop: threading.Event, retry: float):
+    """Yield True once this holds an flock() on `path`, False if `stop` is set first.
+
+    Waiters try again every `retry` seconds, so when the holder's process
+    exits or is killed (the kernel drops the lock) one of them takes over.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if stop.wait(retry):
+                    yield False
+                    return
+        yield True
+    finally:
+        os.close(fd)  # and with it the lock
 
 
 def checkpoint() -> None:

@@ -25,6 +25,7 @@ import os
 import threading
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.db import connection, transaction
 
 _thread_lock = threading.Lock()
@@ -89,6 +90,13 @@ def exclusive_turn(path: str, stop: threading.Event, retry: float):
         yield True
     finally:
         os.close(fd)  # and with it the lock
+
+
+def use_consumer_cache() -> None:
+    """Give this connection the consumers' page cache (SQLite; cheap to repeat)."""
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA cache_size = -{settings.LOGGREGATOR['CONSUMER_CACHE_MIB'] * 1024}")
 
 
 def checkpoint() -> None:

@@ -16,7 +16,7 @@ from django.db import connection
 
 from events import counters, intake
 from events.models import Event
-from events.db import write_transaction
+from events.db import use_consumer_cache, write_transaction
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,7 @@ def process_next_batch(*, max_events: int) -> StoredBatch | None:
     if not intake.has_pending():  # a cheap read before taking the write lock
         return None
     with write_transaction():
+        use_consumer_cache()  # per batch: the connection may have been replaced since the last
         claimed = intake.claim(max_events)
         if not claimed:
             return None

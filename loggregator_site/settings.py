@@ -164,6 +164,10 @@ LOGGREGATOR = {
     "INPROCESS_CONSUMER": env_bool("LOGGREGATOR_INPROCESS_CONSUMER", True),
     # Most events one consumer transaction takes from the queue.
     "CONSUMER_BATCH_EVENTS": env_int("LOGGREGATOR_CONSUMER_BATCH_EVENTS", 5_000, minimum=1),
+    # SQLite page cache of each consumer's connection, in MiB. Its inserts
+    # touch index pages all over a growing table (random event ids); the
+    # default 2 MiB cache sends most of them back to the operating system.
+    "CONSUMER_CACHE_MIB": env_int("LOGGREGATOR_CONSUMER_CACHE_MIB", 32, minimum=1),
     # How often an idle consumer looks for work another process queued, seconds.
     # On PostgreSQL a notification wakes it at once (events.wakeup): the poll
     # is only the fallback, so it can be slow.

@@ -3,7 +3,7 @@
 import threading
 
 import pytest
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connection, connections
 
 from events import consumer as consumer_module
 from events.consumer import Consumer
@@ -44,6 +44,18 @@ def test_a_batch_larger_than_the_limit_is_still_taken_whole(publish):
     consumer = Consumer(batch_events=5, poll_interval=0.01)
     consumer.run(threading.Event(), until_drained=True)
     assert consumer.unique == 20
+
+
+@pytest.mark.django_db
+def test_on_sqlite_the_consumers_connection_gets_the_configured_page_cache(publish, settings):
+    if connection.vendor != "sqlite":
+        pytest.skip("a SQLite setting")
+    settings.LOGGREGATOR = {**settings.LOGGREGATOR, "CONSUMER_CACHE_MIB": 3}
+    publish(events(2))
+    Consumer(batch_events=100, poll_interval=0.01).run(threading.Event(), until_drained=True)
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        assert cursor.fetchone()[0] == -3 * 1024
 
 
 @pytest.mark.django_db

@@ -116,33 +116,44 @@ def parse_events(body: bytes, *, max_events: int) -> list[PublishedEvent]:
     if len(events) > max_events:
         raise InvalidEvents(f"The batch has {len(events)} events; at most {max_events} are accepted per request.")
     in_batch = isinstance(decoded, list)
+    for index, event in enumerate(events):
+        if memoryview(event.payload)[0] != _OPEN_BRACE:
+            raise InvalidEvents("must be a JSON object", item=index if in_batch else None, field="payload")
     # A newline ending a topic or a NUL can only arrive as a JSON escape; when
     # the body has no backslash at all (one memchr), those checks are skipped.
-    has_escapes = b"\\" in body
+    if b"\\" in body:
+        for index, event in enumerate(events):
+            _check_escapes(event, item=index if in_batch else None)
     for index, event in enumerate(events):
-        _check_and_normalise(event, has_escapes=has_escapes, item=index if in_batch else None)
+        if event.timestamp.tzinfo is not None:
+            _to_naive_utc(event, item=index if in_batch else None)
     _check_values(body, batch=in_batch)
     return events
 
 
-def _check_and_normalise(event: PublishedEvent, *, has_escapes: bool, item: int | None) -> None:
-    """The rules msgspec cannot express; converts the timestamp to naive UTC."""
-    if memoryview(event.payload)[:1] != b"{":
-        raise InvalidEvents("must be a JSON object", item=item, field="payload")
-    if has_escapes:
-        if not _topic_fullmatch(event.topic):
-            raise InvalidEvents(TOPIC_RULE, item=item, field="topic")
-        if "\x00" in event.source:
-            raise InvalidEvents("must not contain NUL characters", item=item, field="source")
-        payload = bytes(event.payload)
-        if b"\\u0000" in payload and _escaped_nul.search(payload):
-            raise InvalidEvents("must not contain NUL characters (\\u0000)", item=item, field="payload")
-    timestamp = event.timestamp
-    if timestamp.tzinfo is not None:
-        try:
-            event.timestamp = timestamp.astimezone(timezone.utc).replace(tzinfo=None)
-        except OverflowError:
-            raise InvalidEvents("is out of range once converted to UTC", item=item, field="timestamp") from None
+_OPEN_BRACE = ord("{")
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
+def _check_escapes(event: PublishedEvent, *, item: int | None) -> None:
+    """The rules msgspec cannot express about escaped characters."""
+    if not _topic_fullmatch(event.topic):
+        raise InvalidEvents(TOPIC_RULE, item=item, field="topic")
+    if "\x00" in event.source:
+        raise InvalidEvents("must not contain NUL characters", item=item, field="source")
+    payload = bytes(event.payload)
+    if b"\\u0000" in payload and _escaped_nul.search(payload):
+        raise InvalidEvents("must not contain NUL characters (\\u0000)", item=item, field="payload")
+
+
+def _to_naive_utc(event: PublishedEvent, *, item: int | None) -> None:
+    # The same instant as astimezone(utc).replace(tzinfo=None), ten times
+    # faster: replace() parses its keyword arguments on every call.
+    try:
+        event.timestamp = _NAIVE_EPOCH + (event.timestamp - _UTC_EPOCH)
+    except OverflowError:
+        raise InvalidEvents("is out of range once converted to UTC", item=item, field="timestamp") from None
 
 
 

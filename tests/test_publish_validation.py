@@ -45,6 +45,8 @@ def test_it_rejects_invalid_topics(publish, topic):
         ("timestamp", "yesterday"),
         ("timestamp", "2026-13-01T00:00:00Z"),
         ("timestamp", 1700000000),
+        ("timestamp", "0001-01-01T00:30:00+01:00"),  # before year 1 in UTC
+        ("timestamp", "9999-12-31T23:30:00-01:00"),  # after year 9999 in UTC
         ("source", ""),
         ("source", "s" * 256),
         ("source", None),
@@ -75,6 +77,23 @@ def test_it_rejects_a_missing_field(publish, field):
     assert response.status_code == 400
     assert response.json()["field"] == field
     assert_nothing_accepted()
+
+
+@pytest.mark.django_db
+def test_timestamps_with_an_offset_are_stored_as_the_same_instant_in_utc(api, publish, drain):
+    sent = [
+        event("utc.edges", timestamp="0001-01-01T00:30:00-01:00"),
+        event("utc.edges", timestamp="2026-06-30T23:59:59.999999-07:30"),
+        event("utc.edges", timestamp="9999-12-31T23:30:00+01:00"),
+    ]
+    assert publish(sent).status_code == 202
+    drain()
+    listed = api.get("/events", {"topic": "utc.edges"}).json()["events"]
+    assert [item["timestamp"] for item in listed] == [
+        "0001-01-01T01:30:00Z",
+        "2026-07-01T07:29:59.999999Z",
+        "9999-12-31T22:30:00Z",
+    ]
 
 
 @pytest.mark.django_db

@@ -29,7 +29,7 @@ from events.validation import PublishedEvent
 EventRow = tuple[str, str, str, str, str]
 
 
-class _QueuedEvent(msgspec.Struct):
+class _QueuedEvent(msgspec.Struct, gc=False):
     """A PublishedEvent as the queue holds it: validated, the timestamp naive UTC."""
 
     topic: str

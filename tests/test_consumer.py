@@ -49,7 +49,7 @@ def test_a_batch_larger_than_the_limit_is_still_taken_whole(publish):
 @pytest.mark.django_db
 def test_on_sqlite_the_consumers_connection_gets_the_configured_page_cache(publish, settings):
     if connection.vendor != "sqlite":
-        pytest.skip("a SQLite setting")
+        pytest.skip("SQLite only: PostgreSQL has no page cache per connection")
     settings.LOGGREGATOR = {**settings.LOGGREGATOR, "CONSUMER_CACHE_MIB": 3}
     publish(events(2))
     Consumer(batch_events=100, poll_interval=0.01).run(threading.Event(), until_drained=True)

@@ -118,17 +118,17 @@ def parse_events(body: bytes, *, max_events: int) -> list[PublishedEvent]:
     if len(events) > max_events:
         raise InvalidEvents(f"The batch has {len(events)} events; at most {max_events} are accepted per request.")
     in_batch = isinstance(decoded, list)
-    for index, event in enumerate(events):
-        if memoryview(event.payload)[0] != _OPEN_BRACE:
-            raise InvalidEvents("must be a JSON object", item=index if in_batch else None, field="payload")
     # A newline ending a topic or a NUL can only arrive as a JSON escape; when
     # the body has no backslash at all (one memchr), those checks are skipped.
-    if b"\\" in body:
-        for index, event in enumerate(events):
-            _check_escapes(event, item=index if in_batch else None)
+    has_escapes = b"\\" in body
     for index, event in enumerate(events):
+        item = index if in_batch else None
+        if memoryview(event.payload)[0] != _OPEN_BRACE:
+            raise InvalidEvents("must be a JSON object", item=item, field="payload")
+        if has_escapes:
+            _check_escapes(event, item=item)
         if event.timestamp.tzinfo is not None:
-            _to_naive_utc(event, item=index if in_batch else None)
+            _to_naive_utc(event, item=item)
     _check_values(body, batch=in_batch)
     return events
 

@@ -3,7 +3,6 @@
 import subprocess
 import sys
 import threading
-import time
 
 from events.db import exclusive_turn
 from tests.polling import wait_for
@@ -11,12 +10,24 @@ from tests.polling import wait_for
 RETRY = 0.02
 
 
+class CountingStop(threading.Event):
+    """A stop event that counts how often a waiter waited on it: once per refused try."""
+
+    def __init__(self):
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout=None):
+        self.waits += 1
+        return super().wait(timeout)
+
+
 class Contender:
     """A thread that waits for its turn on `path`, then holds it until released."""
 
     def __init__(self, path):
         self.path = str(path)
-        self.stop = threading.Event()
+        self.stop = CountingStop()
         self.release = threading.Event()
         self.outcome = None
         self.thread = threading.Thread(target=self._run)
@@ -29,8 +40,8 @@ class Contender:
                 self.release.wait()
 
     def still_waiting(self) -> bool:
-        # Several retry periods: time enough to take the lock were it free.
-        time.sleep(RETRY * 10)
+        """After several refused tries, it still has no turn."""
+        wait_for(lambda: self.stop.waits >= 3, message="three tries at the lock")
         return self.outcome is None
 
     def finish(self):
@@ -70,12 +81,13 @@ def test_the_turn_passes_on_when_the_holding_process_is_killed(tmp_path):
         [
             sys.executable,
             "-c",
-            "import fcntl, os, sys, time\n"
+            "import fcntl, os, sys\n"
             f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
             "fcntl.flock(fd, fcntl.LOCK_EX)\n"
             "print('held', flush=True)\n"
-            "time.sleep(600)\n",
+            "sys.stdin.read()\n",  # holds the lock until killed
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -90,6 +102,7 @@ def test_the_turn_passes_on_when_the_holding_process_is_killed(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+        holder.stdin.close()
         holder.stdout.close()
         if waiter:
             waiter.finish()

@@ -18,9 +18,8 @@ import multiprocessing
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import requests
@@ -344,7 +343,3 @@ def _stats(session: requests.Session, url: str) -> dict[str, int]:
 
 def _processed(stats: dict[str, int]) -> int:
     return stats["unique_processed"] + stats["duplicate_dropped"]
-
-
-def as_dict(result: DriverResult) -> dict[str, Any]:
-    return asdict(result)

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "events",
     "publisher",
+    "benchmark",
 ]
 
 MIDDLEWARE = [

@@ -7,13 +7,13 @@ import sys
 import pytest
 from django.core.management import CommandError, call_command
 
-from publisher.benchmark.ceiling import database_rows
-from publisher.benchmark.load import DriverResult
-from publisher.benchmark.profile import stage_counts
-from publisher.benchmark.report import write_report
-from publisher.benchmark.runner import summarise
-from publisher.benchmark.server import ServerConfig
-from publisher.benchmark.workloads import FULL, QUICK, build_plan
+from benchmark.ceiling import database_rows
+from benchmark.load import DriverResult
+from benchmark.profile import stage_counts
+from benchmark.report import write_report
+from benchmark.runner import summarise
+from benchmark.server import ServerConfig
+from benchmark.workloads import FULL, QUICK, build_plan
 from tests.servers import PROJECT_DIR
 
 RESULT_KEYS = {

@@ -17,10 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from publisher.benchmark import postgres, profile
-from publisher.benchmark.load import DriverResult, DriverSpec, Phases, run_in_process
-from publisher.benchmark.server import BenchmarkServer, NullServer, RssSampler, RssSample, ServerConfig
-from publisher.benchmark.workloads import Workload
+from benchmark import postgres, profile
+from benchmark.load import DriverResult, DriverSpec, Phases, run_in_process
+from benchmark.server import BenchmarkServer, NullServer, RssSampler, RssSample, ServerConfig
+from benchmark.workloads import Workload
 
 MIB = 1024
 

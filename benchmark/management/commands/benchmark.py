@@ -5,11 +5,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from publisher.benchmark import report
-from publisher.benchmark.profile import available as profiler_available
-from publisher.benchmark.runner import run_workload
-from publisher.benchmark.server import ServerConfig
-from publisher.benchmark.workloads import FULL, NAMES, QUICK
+from benchmark import report
+from benchmark.profile import available as profiler_available
+from benchmark.runner import run_workload
+from benchmark.server import ServerConfig
+from benchmark.workloads import FULL, NAMES, QUICK
 
 
 def workload_names(value: str) -> list[str]:

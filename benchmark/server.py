@@ -21,9 +21,9 @@ from pathlib import Path
 
 import requests
 
-from publisher.benchmark import ceiling
+from benchmark import ceiling
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 READY_DEADLINE = 60.0
 STOP_DEADLINE = 60.0
 RSS_INTERVAL = 0.5
@@ -253,10 +253,10 @@ class BenchmarkServer:
 
 
 class NullServer(BenchmarkServer):
-    """The same gunicorn serving publisher.benchmark.null_app: the load ceiling's server."""
+    """The same gunicorn serving benchmark.null_app: the load ceiling's server."""
 
     def start(self) -> None:
-        self._spawn("null-gunicorn", self._gunicorn("publisher.benchmark.null_app:application"))
+        self._spawn("null-gunicorn", self._gunicorn("benchmark.null_app:application"))
         self._wait_until_ready()
         self._wait_until_settled()
 

@@ -5,7 +5,7 @@ sends it the workload's requests before the real run. It reads each body and
 answers 202 at once, so what is measured is the load driver (the publisher's
 client) and gunicorn on this machine, with no Django, parsing or database.
 
-No Django here: gunicorn imports it as `publisher.benchmark.null_app`.
+No Django here: gunicorn imports it as `benchmark.null_app`.
 """
 
 from __future__ import annotations

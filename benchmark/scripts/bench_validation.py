@@ -1,6 +1,6 @@
 """Time the publish validation on a 5,000-event batch of about 3.6 MB.
 
-    python scripts/bench_validation.py [path/to/other/validation.py]
+    python benchmark/scripts/bench_validation.py [path/to/other/validation.py]
 
 Prints the best of several runs of parse_events for three bodies: compact JSON,
 json.dumps' default spacing, and one whose payloads hold a string escape and an
@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 
 def load(path: str, name: str):
@@ -56,7 +56,7 @@ def main():
         "json.dumps default": body(payload),
         "escapes and exponents": body({**payload, "note": "caf\u00e9", "ratio": 1e-7}),
     }
-    modules = {"this tree": str(Path(__file__).resolve().parent.parent / "events" / "validation.py")}
+    modules = {"this tree": str(Path(__file__).resolve().parent.parent.parent / "events" / "validation.py")}
     if len(sys.argv) > 1:
         modules["other"] = sys.argv[1]
     for label, data in bodies.items():

@@ -24,8 +24,8 @@ from pathlib import Path
 import msgspec
 import requests
 
-from publisher.benchmark import ceiling
-from publisher.benchmark.workloads import Plan, Workload, build_plan
+from benchmark import ceiling
+from benchmark.workloads import Plan, Workload, build_plan
 from publisher.client import AggregatorClient, PublishError
 from publisher.generator import EventGenerator
 

@@ -1,6 +1,6 @@
 """Time each stage of the write path for the benchmark's 5000-event batches, in one thread.
 
-    python scripts/bench_write_path.py [--batches N] [--database-url URL]
+    python benchmark/scripts/bench_write_path.py [--batches N] [--database-url URL]
 
 Publishes N batches of the `batch5000` workload (default 20) into a fresh,
 migrated database (a temporary SQLite file unless --database-url says
@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 
 def main():
@@ -42,7 +42,7 @@ def main():
 
     from events import counters, db, intake, store
     from events.validation import parse_events
-    from publisher.benchmark.workloads import FULL, build_plan
+    from benchmark.workloads import FULL, build_plan
 
     call_command("migrate", verbosity=0)
     plan = build_plan(FULL["batch5000"].with_events(5000 * args.batches), seed=7)

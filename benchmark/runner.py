@@ -19,7 +19,7 @@ from typing import Any
 
 from benchmark import postgres, profile
 from benchmark.load import DriverResult, DriverSpec, Phases, run_in_process
-from benchmark.server import BenchmarkServer, NullServer, RssSampler, RssSample, ServerConfig
+from benchmark.server import BenchmarkServer, NullServer, RssSample, RssSampler, ServerConfig
 from benchmark.workloads import Workload
 
 MIB = 1024
@@ -190,7 +190,7 @@ def _long_run(driven: DriverResult, samples: list[RssSample]) -> dict[str, Any]:
     step = 100_000 if driven.events >= 500_000 else max(1, driven.events // 10)
     slices = []
     previous_time, reached = 0.0, 0
-    for seconds, _received, processed in timeline:
+    for _seconds, _received, processed in timeline:
         done = processed - base_processed
         while reached + step <= done:
             reached += step

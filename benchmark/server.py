@@ -114,7 +114,7 @@ class BenchmarkServer:
         ]  # fmt: skip
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = open(self.directory / f"{name}.log", "wb")
+        log = open(self.directory / f"{name}.log", "wb")  # noqa: SIM115 (closed in stop())
         self._logs.append(log)
         self.processes[name] = subprocess.Popen(
             args, cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -20,9 +20,9 @@ from django.db import connection
 from django.utils import timezone
 
 from events import counters, wakeup
-from events.models import IntakeBatch
 from events.db import write_transaction
 from events.group_commit import GroupCommit
+from events.models import IntakeBatch
 from events.validation import PublishedEvent
 
 # (topic, event_id, timestamp, source, payload JSON text) in database form.

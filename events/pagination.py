@@ -17,6 +17,7 @@ from rest_framework.utils.urls import replace_query_param
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
+INVALID_CURSOR = "Invalid cursor: pass the `next` URL of a previous page as it is."
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,9 @@ class Position:
             timestamp, _, event_pk = raw.partition("|")
             position = cls(datetime.fromisoformat(timestamp), int(event_pk))
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise ValidationError({"cursor": "Invalid cursor: pass the `next` URL of a previous page as it is."})
+            raise ValidationError({"cursor": INVALID_CURSOR}) from None
         if position.timestamp.tzinfo is None:
-            raise ValidationError({"cursor": "Invalid cursor: pass the `next` URL of a previous page as it is."})
+            raise ValidationError({"cursor": INVALID_CURSOR})
         return position
 
 

@@ -15,8 +15,8 @@ import psycopg
 from django.db import connection
 
 from events import counters, intake
-from events.models import Event
 from events.db import use_consumer_cache, write_transaction
+from events.models import Event
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import chain, compress, repeat
 from operator import is_
 from typing import Annotated
@@ -134,7 +134,7 @@ def parse_events(body: bytes, *, max_events: int) -> list[PublishedEvent]:
 
 
 _OPEN_BRACE = ord("{")
-_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 
 

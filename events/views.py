@@ -32,7 +32,6 @@ from events.serializers import (
 )
 from events.validation import TOPIC_MAX_LENGTH, TOPIC_PATTERN, TOPIC_RULE, InvalidEvents, is_valid_topic
 
-
 # What every endpoint may answer besides its own responses.
 PUBLISH_GUARD_RESPONSES = {
     401: OpenApiResponse(ErrorSerializer, description="No API key, or an unknown one, while keys are configured."),

@@ -116,7 +116,7 @@ def may_have_landed(exc: Exception) -> bool:
     """False only when the request certainly never reached the aggregator."""
     if isinstance(exc, requests.ConnectTimeout):
         return False
-    if isinstance(exc, requests.ConnectionError) and exc.args:
+    if isinstance(exc, requests.ConnectionError) and exc.args:  # noqa: SIM102 (one test per condition reads better)
         if isinstance(getattr(exc.args[0], "reason", None), NewConnectionError):
             return False
     return True

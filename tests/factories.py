@@ -1,9 +1,9 @@
 import itertools
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 _clock = itertools.count()
-BASE_TIME = datetime(2026, 1, 1, tzinfo=timezone.utc)
+BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def event(topic: str = "orders.eu.created", *, event_id=None, timestamp=None, source="svc-a", payload=None) -> dict:

@@ -70,7 +70,7 @@ class ManagedProcess:
             return self.process.wait(deadline)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"{self.name} did not exit after {signal.Signals(sig).name}:\n{self.log()}")
+            raise AssertionError(f"{self.name} did not exit after {signal.Signals(sig).name}:\n{self.log()}") from None
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no handler, no cleanup, like a crash."""

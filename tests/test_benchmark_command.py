@@ -55,7 +55,7 @@ def test_a_quick_run_reports_exact_counts_as_json():
     assert finished.returncode == 0, finished.stderr
     report = json.loads(finished.stdout)
     [result] = report["results"]
-    assert RESULT_KEYS <= result.keys()
+    assert result.keys() >= RESULT_KEYS
     assert result["workload"] == "batch5000"
     assert result["ok"] is True
     assert result["events"] == 2000
@@ -65,7 +65,7 @@ def test_a_quick_run_reports_exact_counts_as_json():
     assert result["ceiling_events_per_second"] > 0
     # The same requests went to the null server first: a real send, at a real rate.
     assert result["load_ceiling_events_per_second"] > 0
-    assert 0 < result["percent_of_load_ceiling"]
+    assert result["percent_of_load_ceiling"] > 0
     assert "gunicorn master" in result["rss_max_mib"]
     assert report["medians"]["batch5000"]["runs"] == 1
 

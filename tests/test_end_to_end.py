@@ -87,7 +87,7 @@ def test_a_consumer_killed_mid_batch_leaves_its_batch_for_the_next_one(tmp_path,
             assert server.publish(body).status_code == 202
 
         consumer.start()
-        wait_for(lambda: 0 < server.stats()["unique_processed"], deadline=120, interval=0.005)
+        wait_for(lambda: server.stats()["unique_processed"] > 0, deadline=120, interval=0.005)
         consumer.kill()
         mid = server.stats()
         assert mid["queued"] > 0, "the consumer finished before it could be killed"

@@ -40,9 +40,9 @@ def main():
     from django.conf import settings
     from django.core.management import call_command
 
+    from benchmark.workloads import FULL, build_plan
     from events import counters, db, intake, store
     from events.validation import parse_events
-    from benchmark.workloads import FULL, build_plan
 
     call_command("migrate", verbosity=0)
     plan = build_plan(FULL["batch5000"].with_events(5000 * args.batches), seed=7)
@@ -62,17 +62,16 @@ def main():
             accepted = intake._Accepted(intake.encode(events), len(events), Counter(e.topic for e in events))
         with timed("publish: intake write + commit"):
             intake._write_accepted([accepted])
-        with timed("consumer: whole transaction"):
-            with db.write_transaction():
-                db.use_consumer_cache()
-                with timed("consumer: claim"):
-                    claimed = intake.claim(5000)
-                with timed("consumer: decompress + decode"):
-                    rows = [row for batch in claimed for row in intake.decode(batch.body)]
-                with timed("consumer: insert + counters"):
-                    store.store_events(rows)
-                with timed("consumer: delete intake row"):
-                    intake.delete([batch.id for batch in claimed])
+        with timed("consumer: whole transaction"), db.write_transaction():
+            db.use_consumer_cache()
+            with timed("consumer: claim"):
+                claimed = intake.claim(5000)
+            with timed("consumer: decompress + decode"):
+                rows = [row for batch in claimed for row in intake.decode(batch.body)]
+            with timed("consumer: insert + counters"):
+                store.store_events(rows)
+            with timed("consumer: delete intake row"):
+                intake.delete([batch.id for batch in claimed])
         with timed("consumer: WAL checkpoint (outside the lock)"):
             db.checkpoint()
     stored = counters.read_totals()

@@ -4,10 +4,10 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
+from loggregator_site.shutdown import stop_on_signals
 from publisher.client import AggregatorClient, GaveUp, Rejected
 from publisher.generator import EventGenerator
 from publisher.rounds import MODES, Publisher
-from loggregator_site.shutdown import stop_on_signals
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 MAX_BATCH = 10_000  # the most events /publish accepts in one request
@@ -132,9 +132,9 @@ class Command(BaseCommand):
             try:
                 result = publisher.run(stop)
             except Rejected as exc:
-                raise CommandError(f"The aggregator rejected a request, not retried: {exc}")
+                raise CommandError(f"The aggregator rejected a request, not retried: {exc}") from exc
             except GaveUp as exc:
-                raise CommandError(f"Could not deliver a request: {exc}")
+                raise CommandError(f"Could not deliver a request: {exc}") from exc
         if options["rounds"] and result.verify_failures:
             raise CommandError(f"--verify failed in {result.verify_failures} round(s)")
 

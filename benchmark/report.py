@@ -199,9 +199,7 @@ def _write_long_run(result: dict[str, Any], write: Write) -> None:
     write("  processed   at s    ev/s in slice   RSS MiB by process")
     for piece in long_run["slices"]:
         rss = ", ".join(f"{label} {mib}" for label, mib in piece["rss_mib"].items())
-        write(
-            f"  {piece['processed']:>9,}  {piece['seconds']:>6}  {_number(piece['events_per_second']):>14}   {rss}"
-        )
+        write(f"  {piece['processed']:>9,}  {piece['seconds']:>6}  {_number(piece['events_per_second']):>14}   {rss}")
     for read in long_run["reads"]:
         write(
             f"  reads at {read['stored']:,} stored: /stats {read['stats_ms']} ms, "

@@ -59,9 +59,7 @@ def after(queryset: QuerySet, position: Position | None) -> QuerySet:
     if position is None:
         return queryset
     # A range on the index from the timestamp on, minus the few ties already seen.
-    return queryset.filter(timestamp__gte=position.timestamp).exclude(
-        timestamp=position.timestamp, id__lte=position.id
-    )
+    return queryset.filter(timestamp__gte=position.timestamp).exclude(timestamp=position.timestamp, id__lte=position.id)
 
 
 def next_url(request, last: Position | None) -> str | None:

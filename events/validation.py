@@ -158,7 +158,6 @@ def _to_naive_utc(event: PublishedEvent, *, item: int | None) -> None:
         raise InvalidEvents("is out of range once converted to UTC", item=item, field="timestamp") from None
 
 
-
 def _check_values(body: bytes, *, batch: bool) -> None:
     """Refuse what the typed decode lets through: duplicate keys, integers beyond 64 bits,
     floats beyond double range, invalid UTF-8 in payload strings, too deep nesting.

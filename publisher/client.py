@@ -211,12 +211,13 @@ class AggregatorClient:
 
             if self.max_retries is not None and attempts > self.max_retries:
                 raise GaveUp(attempts, maybe_landed, problem)
-            delay = backoff_delay(
-                attempts, retry_after, base=self.backoff_base, cap=self.backoff_cap, rng=self._rng
-            )
+            delay = backoff_delay(attempts, retry_after, base=self.backoff_base, cap=self.backoff_cap, rng=self._rng)
             logger.warning(
                 "Publish attempt %d to %s failed (%s); retrying in %.2f s",
-                attempts, url, problem, delay,
+                attempts,
+                url,
+                problem,
+                delay,
             )
             if self.stop.wait(delay):
                 raise Interrupted(attempts, maybe_landed)

@@ -42,10 +42,7 @@ def make_topics(count: int, rng: random.Random) -> list[str]:
     rng.shuffle(combos)
     if count <= len(combos):
         return combos[:count]
-    extra = [
-        f"{combos[i % len(combos)]}.shard{i // len(combos)}"
-        for i in range(len(combos), count)
-    ]
+    extra = [f"{combos[i % len(combos)]}.shard{i // len(combos)}" for i in range(len(combos), count)]
     return combos + extra
 
 

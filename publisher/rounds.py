@@ -244,7 +244,8 @@ class Publisher:
                     logger.warning(
                         "Stopped while retrying: %d events were not confirmed by the aggregator "
                         "(%d earlier attempts may have landed)",
-                        size, exc.maybe_landed,
+                        size,
+                        exc.maybe_landed,
                     )
                     break
                 report.requests += 1

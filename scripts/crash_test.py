@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-
 from tests.servers import AggregatorServer  # noqa: E402
 from tests.traffic import run_crash_test  # noqa: E402
 

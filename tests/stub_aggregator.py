@@ -49,9 +49,7 @@ class StubAggregator:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> StubAggregator:
         self._thread.start()
@@ -119,9 +117,7 @@ class StubAggregator:
 
             def do_GET(self):
                 with stub.lock:
-                    stub.recorded.append(
-                        Recorded("GET", self.path, dict(self.headers), b"", self.client_address[1])
-                    )
+                    stub.recorded.append(Recorded("GET", self.path, dict(self.headers), b"", self.client_address[1]))
                 if self.path == "/stats":
                     self._answer(200, stub.stats())
                 else:
@@ -130,9 +126,7 @@ class StubAggregator:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with stub.lock:
-                    stub.recorded.append(
-                        Recorded("POST", self.path, dict(self.headers), body, self.client_address[1])
-                    )
+                    stub.recorded.append(Recorded("POST", self.path, dict(self.headers), body, self.client_address[1]))
                     number = sum(1 for r in stub.recorded if r.method == "POST")
                     scripted = stub.script.popleft() if stub.script else None
                 if stub.on_publish is not None:

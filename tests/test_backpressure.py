@@ -24,9 +24,7 @@ def backlog_limit(settings):
 
 
 @pytest.mark.django_db
-def test_over_the_limit_publish_answers_503_with_retry_after_and_accepts_nothing(
-    publish, stats, drain, backlog_limit
-):
+def test_over_the_limit_publish_answers_503_with_retry_after_and_accepts_nothing(publish, stats, drain, backlog_limit):
     backlog_limit(10, retry_after=7)
     assert publish(events(6)).status_code == 202
     assert publish(events(6)).status_code == 202  # 6 queued < 10: accepted, overshooting to 12

@@ -174,14 +174,14 @@ def test_a_wrong_count_is_a_failure_not_a_figure():
 def test_profiles_are_summed_per_stage_of_the_write_path():
     raw = "\n".join(
         [
-            "process 1:\"gunicorn\";Thread.run (threading.py:982);Consumer.run (events/consumer.py:38);"
+            'process 1:"gunicorn";Thread.run (threading.py:982);Consumer.run (events/consumer.py:38);'
             "process_next_batch (events/store.py:68);store_events (events/store.py:34);"
             "SQLiteCursorWrapper.executemany (django/db/backends/sqlite3/base.py:371) 7",
-            "process 1:\"gunicorn\";WSGIHandler.__call__ (django/core/handlers/wsgi.py:124);"
+            'process 1:"gunicorn";WSGIHandler.__call__ (django/core/handlers/wsgi.py:124);'
             "PublishView.post (events/views.py:50);enqueue (events/intake.py:80);"
             "add_received (events/counters.py:35) 2",
-            "process 1:\"gunicorn\";Thread.run (threading.py:982);_worker (concurrent/futures/thread.py:81) 5",
-            "process 1:\"gunicorn\";ThreadWorker.handle (gunicorn/workers/gthread.py:553);"
+            'process 1:"gunicorn";Thread.run (threading.py:982);_worker (concurrent/futures/thread.py:81) 5',
+            'process 1:"gunicorn";ThreadWorker.handle (gunicorn/workers/gthread.py:553);'
             "Message.parse_headers (gunicorn/http/message.py:364) 3",
         ]
     )

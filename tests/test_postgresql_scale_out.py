@@ -24,8 +24,7 @@ STORED = re.compile(r"Stored (\d+) unique events, dropped (\d+) duplicates\.")
 def waiting_on_a_lock(observer: psycopg.Connection) -> set[str]:
     """The application names of the sessions that wait for a lock."""
     rows = observer.execute(
-        "SELECT application_name FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
     ).fetchall()
     return {name for (name,) in rows}
 

@@ -221,8 +221,10 @@ def run_crash_test(
                 )
                 consumer.kill()
                 restarted_at = processed()
-                log(f"kill {kill + 1}: SIGKILL to run_consumer at {processed()} stored, "
-                    f"{server.stats()['queued']} queued")
+                log(
+                    f"kill {kill + 1}: SIGKILL to run_consumer at {processed()} stored, "
+                    f"{server.stats()['queued']} queued"
+                )
                 consumer.start()
             report.kills += 1
         for publisher in publishers:

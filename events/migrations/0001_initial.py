@@ -4,53 +4,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='IntakeBatch',
+            name="IntakeBatch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('accepted_at', models.DateTimeField()),
-                ('event_count', models.PositiveIntegerField()),
-                ('body', models.BinaryField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("accepted_at", models.DateTimeField()),
+                ("event_count", models.PositiveIntegerField()),
+                ("body", models.BinaryField()),
             ],
             options={
-                'verbose_name_plural': 'intake batches',
+                "verbose_name_plural": "intake batches",
             },
         ),
         migrations.CreateModel(
-            name='Event',
+            name="Event",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('topic', models.CharField(max_length=255)),
-                ('event_id', models.UUIDField()),
-                ('timestamp', models.DateTimeField()),
-                ('source', models.CharField(max_length=255)),
-                ('payload', models.JSONField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("topic", models.CharField(max_length=255)),
+                ("event_id", models.UUIDField()),
+                ("timestamp", models.DateTimeField()),
+                ("source", models.CharField(max_length=255)),
+                ("payload", models.JSONField()),
             ],
             options={
-                'indexes': [models.Index(fields=['topic', 'timestamp', 'id'], name='event_topic_timeline')],
-                'constraints': [models.UniqueConstraint(fields=('topic', 'event_id'), name='event_unique_topic_event_id')],
+                "indexes": [models.Index(fields=["topic", "timestamp", "id"], name="event_topic_timeline")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("topic", "event_id"), name="event_unique_topic_event_id")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Stats',
+            name="Stats",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('topic', models.CharField(max_length=255)),
-                ('shard', models.PositiveSmallIntegerField(default=0)),
-                ('received', models.BigIntegerField(default=0)),
-                ('unique_processed', models.BigIntegerField(default=0)),
-                ('duplicate_dropped', models.BigIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("topic", models.CharField(max_length=255)),
+                ("shard", models.PositiveSmallIntegerField(default=0)),
+                ("received", models.BigIntegerField(default=0)),
+                ("unique_processed", models.BigIntegerField(default=0)),
+                ("duplicate_dropped", models.BigIntegerField(default=0)),
             ],
             options={
-                'verbose_name_plural': 'stats',
-                'constraints': [models.UniqueConstraint(fields=('topic', 'shard'), name='stats_unique_topic_shard')],
+                "verbose_name_plural": "stats",
+                "constraints": [models.UniqueConstraint(fields=("topic", "shard"), name="stats_unique_topic_shard")],
             },
         ),
     ]

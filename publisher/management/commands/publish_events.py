@@ -30,8 +30,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--api-key",
             default=os.environ.get("LOGGREGATOR_API_KEY") or None,
-            help="Sent as 'Authorization: Bearer KEY' (default: $LOGGREGATOR_API_KEY; "
-            "no header when unset).",
+            help="Sent as 'Authorization: Bearer KEY' (default: $LOGGREGATOR_API_KEY; no header when unset).",
         )
         parser.add_argument(
             "--events", type=int, default=5000, help="Events per round, duplicates included (default: 5000)."
@@ -40,8 +39,7 @@ class Command(BaseCommand):
             "--duplicate-ratio",
             type=float,
             default=0.25,
-            help="Share of each round's events that re-send an earlier event, >= 0 and < 1 "
-            "(default: 0.25).",
+            help="Share of each round's events that re-send an earlier event, >= 0 and < 1 (default: 0.25).",
         )
         parser.add_argument(
             "--interval",
@@ -51,12 +49,8 @@ class Command(BaseCommand):
             metavar=("MIN", "MAX"),
             help="Pause a random MIN..MAX seconds between rounds (default: 15 30).",
         )
-        parser.add_argument(
-            "--rounds", type=int, default=0, help="Rounds to publish, 0 = until stopped (default: 0)."
-        )
-        parser.add_argument(
-            "--topics", type=int, default=8, help="Distinct topics to publish to (default: 8)."
-        )
+        parser.add_argument("--rounds", type=int, default=0, help="Rounds to publish, 0 = until stopped (default: 0).")
+        parser.add_argument("--topics", type=int, default=8, help="Distinct topics to publish to (default: 8).")
         parser.add_argument(
             "--max-batch",
             type=int,

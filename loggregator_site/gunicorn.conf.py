@@ -14,5 +14,7 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Time to answer in-flight requests and let the consumer finish its batch on SIGTERM.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
-keepalive = 30
+# Seconds an idle kept-alive connection stays open. A graceful stop waits up to
+# this long for such connections to close, so short-lived servers (tests) set it low.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "30"))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None

@@ -7,7 +7,9 @@ timeline index), with the pragmas the service uses (WAL, synchronous=NORMAL).
 No HTTP, no parsing, no queue: what the aggregator's end-to-end throughput is
 compared with.
 
-No Django here: the load driver runs this in a process of its own.
+No Django here: the load driver runs this in a process of its own, so the
+table's name and DDL come from the caller (BenchmarkServer.event_table(),
+which reads them from Event's model and the migrated database).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from pathlib import Path
 
 import msgspec
 
-EVENT_TABLE = "events_event"
 # Rows per executemany call: single-event requests are not inserted one call each.
 CHUNK_ROWS = 5000
 
@@ -37,6 +38,14 @@ _decode_batch = msgspec.json.Decoder(list[_Event] | _Event).decode
 
 
 @dataclass(frozen=True)
+class EventTable:
+    """The events table as migrated: its name (Event._meta.db_table) and SQLite DDL."""
+
+    name: str
+    ddl: list[str]
+
+
+@dataclass(frozen=True)
 class Ceiling:
     events: int
     inserted: int
@@ -47,19 +56,19 @@ class Ceiling:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-def event_table_ddl(database: Path) -> list[str]:
-    """CREATE TABLE and CREATE INDEX statements of the events table, as migrated."""
+def event_table(database: Path, name: str) -> EventTable:
+    """The table `name` with its CREATE TABLE and CREATE INDEX statements, as migrated into `database`."""
     connection = sqlite3.connect(database)
     try:
         rows = connection.execute(
             "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL ORDER BY type DESC",
-            (EVENT_TABLE,),
+            (name,),
         ).fetchall()
     finally:
         connection.close()
     if not rows:
-        raise RuntimeError(f"{database} has no {EVENT_TABLE} table: was it migrated?")
-    return [sql for (sql,) in rows]
+        raise RuntimeError(f"{database} has no {name} table: was it migrated?")
+    return EventTable(name, [sql for (sql,) in rows])
 
 
 def database_rows(body: bytes) -> list[tuple[str, str, str, str, str]]:
@@ -82,7 +91,7 @@ def database_rows(body: bytes) -> list[tuple[str, str, str, str, str]]:
     ]
 
 
-def measure(ddl: list[str], bodies: Iterable[bytes], database: Path) -> Ceiling:
+def measure(table: EventTable, bodies: Iterable[bytes], database: Path) -> Ceiling:
     """Insert every event of `bodies` in one transaction; time only the database work.
 
     Rows are prepared CHUNK_ROWS at a time outside the timed part (so memory
@@ -96,10 +105,10 @@ def measure(ddl: list[str], bodies: Iterable[bytes], database: Path) -> Ceiling:
     try:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
-        for statement in ddl:
+        for statement in table.ddl:
             connection.execute(statement)
         sql = (
-            f'INSERT INTO "{EVENT_TABLE}" (topic, event_id, timestamp, source, payload)'
+            f'INSERT INTO "{table.name}" (topic, event_id, timestamp, source, payload)'
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (topic, event_id) DO NOTHING"
         )
         events = inserted = 0
@@ -123,9 +132,9 @@ def measure(ddl: list[str], bodies: Iterable[bytes], database: Path) -> Ceiling:
     return Ceiling(events=events, inserted=inserted, seconds=seconds)
 
 
-def measure_median(ddl: list[str], bodies: list[bytes], database: Path, *, times: int) -> Ceiling:
+def measure_median(table: EventTable, bodies: list[bytes], database: Path, *, times: int) -> Ceiling:
     """The median of `times` measurements: this shared machine's noise is large."""
-    runs = sorted((measure(ddl, bodies, database) for _ in range(times)), key=lambda run: run.seconds)
+    runs = sorted((measure(table, bodies, database) for _ in range(times)), key=lambda run: run.seconds)
     return runs[len(runs) // 2]
 
 

@@ -47,7 +47,7 @@ class DriverSpec:
     url: str
     workload: Workload
     seed: int
-    ddl: list[str]
+    event_table: ceiling.EventTable
     ceiling_database: str
     # The null server (benchmark.null_app) for the load ceiling; None: not measured.
     null_url: str | None = None
@@ -146,7 +146,7 @@ def drive(spec: DriverSpec, parent=None) -> DriverResult:
     workload = spec.workload
     plan = build_plan(workload, seed=spec.seed)
     measured = ceiling.measure_median(
-        spec.ddl, plan.bodies, Path(spec.ceiling_database), times=1 if workload.long_run else CEILING_RUNS
+        spec.event_table, plan.bodies, Path(spec.ceiling_database), times=1 if workload.long_run else CEILING_RUNS
     )
     result = DriverResult(
         workload=workload.name,

@@ -12,48 +12,72 @@ are summed apart.
 
 from __future__ import annotations
 
+import concurrent.futures.thread
 import os
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+
+import django
+import gunicorn.arbiter
+import rest_framework
+
+from events import consumer, counters, intake, parsers, store, validation, views
 
 RATE = 200  # samples per second per thread
 ATTACH_SECONDS = 1.0
+
+
+def _mark(function: Callable) -> tuple[str, str]:
+    """(name, file) of a function as py-spy prints its frames: `name (package/module.py:12)`.
+
+    Built from the function itself, so renaming or moving it breaks the import
+    here instead of silently emptying its stage.
+    """
+    return function.__name__, function.__module__.replace(".", "/") + ".py"
+
+
+def _package(package: ModuleType) -> tuple[str, str]:
+    """Any frame in `package`."""
+    return "", f"{package.__name__}/"
+
 
 # (stage, (function, file) pairs that mark it): the first stage with a
 # matching frame anywhere in the stack wins, so inner steps come before the
 # functions that call them.
 STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("consumer: claim (read intake rows)", (("claim", "events/intake.py"),)),
-    ("consumer: decompress + decode", (("decode", "events/intake.py"),)),
-    ("consumer: counters", (("add_processed", "events/counters.py"),)),
-    ("consumer: insert events", (("store_events", "events/store.py"),)),
-    ("consumer: delete intake rows", (("delete", "events/intake.py"),)),
-    ("consumer: look for work", (("has_pending", "events/intake.py"),)),
-    ("consumer: BEGIN / COMMIT, lock waits", (("process_next_batch", "events/store.py"),)),
-    ("consumer: loop, idle waits", (("run", "events/consumer.py"),)),
-    ("publish: read body", (("_read_at_most", "events/parsers.py"),)),
-    ("publish: validate (python pass)", (("_check_and_normalise", "events/validation.py"),)),
-    ("publish: parse + validate (msgspec)", (("parse_events", "events/validation.py"),)),
-    ("publish: encode + compress", (("encode", "events/intake.py"),)),
-    ("publish: counters", (("add_received", "events/counters.py"),)),
-    ("publish: intake INSERT, BEGIN / COMMIT, lock waits", (("enqueue", "events/intake.py"),)),
-    ("reads: /stats and /events", (("get", "events/views.py"),)),
-    ("HTTP, Django and DRF", (("", "gunicorn/"), ("", "django/"), ("", "rest_framework/"))),
+    ("consumer: claim (read intake rows)", (_mark(intake.claim),)),
+    ("consumer: decompress + decode", (_mark(intake.decode),)),
+    ("consumer: counters", (_mark(counters.add_processed),)),
+    ("consumer: insert events", (_mark(store.store_events),)),
+    ("consumer: delete intake rows", (_mark(intake.delete),)),
+    ("consumer: look for work", (_mark(intake.has_pending),)),
+    ("consumer: BEGIN / COMMIT, lock waits", (_mark(store.process_next_batch),)),
+    ("consumer: loop, idle waits", (_mark(consumer.Consumer.run),)),
+    ("publish: read body", (_mark(parsers._read_at_most),)),
+    ("publish: validate (python pass)", (_mark(validation._check_values),)),
+    ("publish: parse + validate (msgspec)", (_mark(validation.parse_events),)),
+    ("publish: encode + compress", (_mark(intake.encode),)),
+    ("publish: counters", (_mark(counters.add_received),)),
+    ("publish: intake INSERT, BEGIN / COMMIT, lock waits", (_mark(intake.enqueue),)),
+    ("reads: /stats and /events", (_mark(views.EventListView.get), _mark(views.StatsView.get))),
+    ("HTTP, Django and DRF", (_package(gunicorn), _package(django), _package(rest_framework))),
 )
 
 
 # Innermost frames of a thread that is waiting, not working, though py-spy sampled it.
-# (function, file), as in STAGES.
 IDLE_LEAVES = (
-    ("select", "selectors.py"),
-    ("wait", "threading.py"),
-    ("_worker", "concurrent/futures/thread.py"),
-    ("wait_for_signals", "gunicorn/arbiter.py"),
-    ("sleep", "gunicorn/arbiter.py"),
+    _mark(selectors.DefaultSelector.select),
+    _mark(threading.Condition.wait),
+    _mark(concurrent.futures.thread._worker),
+    _mark(gunicorn.arbiter.Arbiter.wait_for_signals),
 )
 
 

@@ -61,7 +61,7 @@ def run_workload(
                 url=server.url,
                 workload=workload,
                 seed=seed,
-                ddl=server.event_table_ddl(),
+                event_table=server.event_table(),
                 ceiling_database=str(directory / "ceiling.sqlite3"),
                 null_url=null_server.url if null_server else None,
             )

@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 
 from benchmark import ceiling
+from events.models import Event
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 READY_DEADLINE = 60.0
@@ -217,14 +218,14 @@ class BenchmarkServer:
         path = self.directory / f"{name}.log"
         return path.read_text(errors="replace")[-5000:] if path.exists() else ""
 
-    def event_table_ddl(self) -> list[str]:
-        """The events table's SQLite DDL, for the ceiling.
+    def event_table(self) -> ceiling.EventTable:
+        """The events table's name and SQLite DDL, for the ceiling.
 
         Read from the server's own database; a server on another database
         gets it from a scratch SQLite file migrated for the purpose.
         """
         if self.config.database_url is None:
-            return ceiling.event_table_ddl(self.database)
+            return ceiling.event_table(self.database, Event._meta.db_table)
         scratch = self.directory / "ddl.sqlite3"
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
@@ -232,7 +233,7 @@ class BenchmarkServer:
             env={**self.env, "DATABASE_URL": f"sqlite:///{scratch}"},
             check=True,
         )
-        return ceiling.event_table_ddl(scratch)
+        return ceiling.event_table(scratch, Event._meta.db_table)
 
     # --- memory -----------------------------------------------------------
     def rss(self) -> dict[str, int]:

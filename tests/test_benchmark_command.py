@@ -1,15 +1,17 @@
 """manage.py benchmark: the harness runs, checks counts exactly and reports what it promises; no speeds asserted."""
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 
 from benchmark.ceiling import database_rows
 from benchmark.load import DriverResult
-from benchmark.profile import stage_counts
+from benchmark.profile import IDLE_LEAVES, STAGES, classify, stage_counts
 from benchmark.report import write_report
 from benchmark.runner import summarise
 from benchmark.server import ServerConfig
@@ -192,3 +194,23 @@ def test_profiles_are_summed_per_stage_of_the_write_path():
         "idle: threads with nothing to do": 5,
         "HTTP, Django and DRF": 3,
     }
+
+
+@pytest.mark.parametrize(
+    "stage, marks", [*STAGES, ("idle: threads with nothing to do", IDLE_LEAVES)], ids=lambda value: str(value)[:40]
+)
+def test_each_profile_stage_names_functions_that_exist_where_py_spy_finds_them(stage, marks):
+    for function, path in marks:
+        if not function:  # a whole package
+            assert any(Path(entry or ".", path).is_dir() for entry in sys.path), path
+            continue
+        # py-spy prints a frame's file relative to the sys.path entry it was imported from.
+        source = next((Path(entry or ".", path) for entry in sys.path if Path(entry or ".", path).is_file()), None)
+        assert source is not None, f"{stage}: no {path} on sys.path"
+        line = next(
+            n for n, text in enumerate(source.read_text().splitlines(), 1) if re.search(rf"def {function}\b", text)
+        )
+        if stage.startswith("idle"):
+            assert classify(["Thread.run (threading.py:1)", f"{function} ({path}:{line})"]) == stage
+        else:
+            assert classify([f"{function} ({path}:{line})"]) == stage

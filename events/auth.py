@@ -50,6 +50,13 @@ def forget_keys_configured() -> None:
     _keys_configured = (float("-inf"), False)
 
 
+def key_required(view) -> bool:
+    """Whether `view` refuses a request without an API key right now (it may change as keys are created)."""
+    return any(
+        isinstance(permission, _ScopedKeyRequired) and permission.required() for permission in view.get_permissions()
+    )
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer <key>`: request.auth becomes the ApiKey; request.user stays None."""
 

@@ -3,6 +3,7 @@
 import msgspec
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
+from events.auth import key_required
 from events.validation import PublishedEvent
 
 _schema, _components = msgspec.json.schema_components([PublishedEvent], ref_template="#/components/schemas/{name}")
@@ -51,6 +52,12 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An API key from `manage.py api_keys create`, when keys are configured.",
         }
+
+    def get_security_requirement(self, auto_schema):
+        # Described as the service behaves when the document is generated: a
+        # key is optional ({}: no security) until the view requires one.
+        requirement = {self.name: []}
+        return requirement if key_required(auto_schema.view) else [{}, requirement]
 
 
 def require_publish_body(result, generator, request, public):

@@ -5,17 +5,27 @@ outside it) and calls the Django WSGI application in-process, against the
 test database. Derandomized, so a run is reproducible.
 """
 
+from unittest import mock
+
 import pytest
 import schemathesis
+from django.conf import settings as django_settings
 from django.core.wsgi import get_wsgi_application
+from django.test import override_settings
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from events.auth import hash_key, new_key
 from events.models import ApiKey
 
-# Not loggregator_site.wsgi: that one also starts the in-process consumer thread.
-schema = schemathesis.openapi.from_wsgi("/openapi.json", get_wsgi_application())
+# The schema of the service as api_key below sets it up (keys exist, reads
+# protected), loaded at collection, before any database exists. Not
+# loggregator_site.wsgi: that one also starts the in-process consumer thread.
+with (
+    mock.patch("events.auth.keys_configured", return_value=True),
+    override_settings(LOGGREGATOR={**django_settings.LOGGREGATOR, "PROTECT_READS": True}),
+):
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", get_wsgi_application())
 
 MAX_EXAMPLES = 100
 

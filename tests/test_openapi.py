@@ -1,6 +1,9 @@
 """The API documentation describes the real API."""
 
+import io
+
 import pytest
+from django.core.management import call_command
 
 
 @pytest.mark.django_db
@@ -32,3 +35,30 @@ def test_the_documentation_pages_render(api, page):
     response = api.get(page)
     assert response.status_code == 200
     assert b"openapi.json" in response.content
+
+
+def security(api) -> dict[str, list]:
+    paths = api.get("/openapi.json").json()["paths"]
+    return {path: paths[path][method]["security"] for path, method in PATHS.items()}
+
+
+PATHS = {"/publish": "post", "/events": "get", "/stats": "get"}
+OPTIONAL = [{}, {"apiKey": []}]
+REQUIRED = [{"apiKey": []}]
+
+
+@pytest.mark.django_db
+def test_without_keys_the_schema_says_no_operation_needs_one(api):
+    assert security(api) == {"/publish": OPTIONAL, "/events": OPTIONAL, "/stats": OPTIONAL}
+
+
+@pytest.mark.django_db
+def test_once_a_key_exists_the_schema_says_publish_needs_one(api):
+    call_command("api_keys", "create", "billing", stdout=io.StringIO())
+    assert security(api) == {"/publish": REQUIRED, "/events": OPTIONAL, "/stats": OPTIONAL}
+
+
+@pytest.mark.django_db
+def test_with_protected_reads_the_schema_says_reads_need_a_key(api, settings):
+    settings.LOGGREGATOR = {**settings.LOGGREGATOR, "PROTECT_READS": True}
+    assert security(api) == {"/publish": OPTIONAL, "/events": REQUIRED, "/stats": REQUIRED}

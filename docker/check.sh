@@ -37,8 +37,8 @@ fi
 
 envfile=$(mktemp)
 buildlog=$(mktemp)
+# No SECRET_KEY, as on a fresh clone: the stack generates one into its volume.
 cat >"$envfile" <<EOF
-SECRET_KEY=check-$(python3 -c 'import secrets; print(secrets.token_urlsafe(40))')
 DEBUG=false
 LOGGREGATOR_PORT=127.0.0.1:
 LOGGREGATOR_IMAGE=loggregator:check

@@ -18,20 +18,20 @@ run() {
     fi
 }
 
-# The example env file must be enough, given the one required secret.
-export SECRET_KEY=validate-only
+# The example env file is enough: no setting is required.
 cd "$here"
-run "$COMPOSE" --env-file .env.example -f compose.yaml config -q
+run env -u SECRET_KEY "$COMPOSE" --env-file .env.example -f compose.yaml config -q
+export SECRET_KEY=validate-only
 run "$COMPOSE" --env-file .env.example -f compose.yaml --profile postgres config -q
 # The postgres profile with DATABASE_URL pointing at it, as documented.
 DATABASE_URL=postgres://loggregator:x@postgres:5432/loggregator \
     run "$COMPOSE" --env-file .env.example -f compose.yaml --profile postgres config -q
-# Without SECRET_KEY, Compose must refuse to start.
-if env -u SECRET_KEY "$COMPOSE" --env-file .env.example -f compose.yaml config -q 2>/dev/null; then
-    echo "FAILED: compose accepted an empty SECRET_KEY"
-    fail=1
+# A given SECRET_KEY reaches the app.
+if "$COMPOSE" --env-file .env.example -f compose.yaml config | grep -q "SECRET_KEY: validate-only"; then
+    echo "ok: compose passes a given SECRET_KEY"
 else
-    echo "ok: compose refuses an empty SECRET_KEY"
+    echo "FAILED: compose did not pass the given SECRET_KEY"
+    fail=1
 fi
 run "$HADOLINT" --config "$here/.hadolint.yaml" Dockerfile
 run "$SHELLCHECK" --external-sources --source-path=SCRIPTDIR ./*.sh

@@ -1,13 +1,15 @@
 """Settings come from the environment; a bad value stops the service at startup, loudly."""
 
+import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from loggregator_site import env
+from loggregator_site import env, secret_key
 from tests.servers import PROJECT_DIR, service_env
 
 
@@ -40,7 +42,7 @@ def check(*args, **environment):
     ("environment", "message"),
     [
         ({"DEBUG": "perhaps"}, "DEBUG='perhaps' is not a boolean"),
-        ({"DEBUG": "false"}, "SECRET_KEY must be set"),
+        ({"DEBUG": "false"}, "SECRET_KEY (or SECRET_KEY_FILE) must be set"),
         ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL is not a usable database URL"),
         ({"LOGGREGATOR_MAX_BATCH_EVENTS": "0"}, "LOGGREGATOR_MAX_BATCH_EVENTS='0' must be at least 1"),
         ({"LOGGREGATOR_PUBLISH_RATE": "fast"}, "LOGGREGATOR_PUBLISH_RATE='fast' is not a rate"),
@@ -63,7 +65,7 @@ def deploy_check(**environment):
         "SECRET_KEY": "kJ3vT9xQ2mW7pL5rB8nY4cF6hD1sG0aZeUoIiOyTtRrEwQqMmNnBbVvCcXxLlKkJj",
         "ALLOWED_HOSTS": "logs.example.com",
     }
-    return check("--deploy", "--fail-level", "WARNING", **production, **environment)
+    return check("--deploy", "--fail-level", "WARNING", **{**production, **environment})
 
 
 def warning_ids(output: str) -> set[str]:
@@ -87,3 +89,49 @@ def test_with_django_handling_https_the_deploy_check_is_clean():
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_without_a_secret_key_one_is_generated_into_secret_key_file_and_kept(tmp_path):
+    key_file = tmp_path / "secret_key"
+    first = deploy_check(SECRET_KEY="", SECRET_KEY_FILE=str(key_file))
+    key = key_file.read_text().strip()
+    # A strong key (the deploy check judges it), readable by its owner only, and never printed.
+    assert warning_ids(first.stderr) == {"security.W004", "security.W008"}, first.stderr
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert key not in first.stdout + first.stderr
+
+    assert deploy_check(SECRET_KEY="", SECRET_KEY_FILE=str(key_file)).returncode == 1  # the same warnings
+    assert key_file.read_text().strip() == key
+
+
+def test_a_given_secret_key_wins_over_secret_key_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "given")
+    monkeypatch.setenv("SECRET_KEY_FILE", str(tmp_path / "secret_key"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)",
+        ],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "loggregator_site.settings"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == "given", result.stderr
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_processes_starting_at_once_all_get_the_one_generated_key(tmp_path):
+    key_file = tmp_path / "secret_key"
+    with ThreadPoolExecutor(8) as pool:
+        keys = set(pool.map(lambda _: secret_key.read_or_create(key_file), range(32)))
+    assert keys == {key_file.read_text().strip()}
+    assert [path.name for path in tmp_path.iterdir()] == ["secret_key"]  # no pending file left behind
+
+
+def test_an_empty_secret_key_file_is_refused_with_a_hint(tmp_path):
+    key_file = tmp_path / "secret_key"
+    key_file.write_text("\n")
+    with pytest.raises(ImproperlyConfigured, match="is empty: delete it"):
+        secret_key.read_or_create(key_file)

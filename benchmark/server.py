@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -23,8 +21,8 @@ import requests
 
 from benchmark import ceiling
 from events.models import Event
+from harness.processes import answers, free_port, gunicorn, manage, migrate, service_env, spawn
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 READY_DEADLINE = 60.0
 STOP_DEADLINE = 60.0
 RSS_INTERVAL = 0.5
@@ -32,12 +30,6 @@ RSS_INTERVAL = 0.5
 # most SETTLE_MAX_TICKS clock ticks of CPU (1 tick = 10 ms on Linux).
 SETTLE_INTERVAL = 0.5
 SETTLE_MAX_TICKS = 5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -77,49 +69,31 @@ class BenchmarkServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = self._env()
         self.processes: dict[str, subprocess.Popen] = {}
-        self._logs: list = []
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGGREGATOR_", "GUNICORN_", "DJANGO_"))}
-        env.update(
-            {
-                "DJANGO_SETTINGS_MODULE": "loggregator_site.settings",
-                "DATABASE_URL": self.config.database_url or f"sqlite:///{self.database}",
-                "DEBUG": "false",
-                "SECRET_KEY": "loggregator-benchmark-not-secret",
-                "ALLOWED_HOSTS": "127.0.0.1",
-                "LOG_LEVEL": "WARNING",
-                "LOGGREGATOR_INPROCESS_CONSUMER": "false" if self.config.consumers else "true",
-            }
+        return service_env(
+            self.config.database_url or f"sqlite:///{self.database}",
+            DEBUG="false",
+            SECRET_KEY="loggregator-benchmark-not-secret",
+            ALLOWED_HOSTS="127.0.0.1",
+            LOG_LEVEL="WARNING",
+            LOGGREGATOR_INPROCESS_CONSUMER="false" if self.config.consumers else "true",
         )
-        return env
 
     # --- lifecycle --------------------------------------------------------
     def start(self) -> None:
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=PROJECT_DIR, env=self.env, check=True
-        )
+        migrate(self.env)
         self._spawn("gunicorn", self._gunicorn("loggregator_site.wsgi"))
         for number in range(1, self.config.consumers + 1):
-            self._spawn(f"run_consumer-{number}", [sys.executable, "manage.py", "run_consumer"])
+            self._spawn(f"run_consumer-{number}", manage("run_consumer"))
         self._wait_until_ready()
         self._wait_until_settled()
 
     def _gunicorn(self, application: str) -> list[str]:
-        return [
-            sys.executable, "-m", "gunicorn", application,
-            "-c", "loggregator_site/gunicorn.conf.py",
-            "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(self.config.workers),
-            "--threads", str(self.config.threads),
-        ]  # fmt: skip
+        return gunicorn(application, port=self.port, workers=self.config.workers, threads=self.config.threads)
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = open(self.directory / f"{name}.log", "wb")  # noqa: SIM115 (closed in stop())
-        self._logs.append(log)
-        self.processes[name] = subprocess.Popen(
-            args, cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        self.processes[name] = spawn(args, self.env, self.directory / f"{name}.log")
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + READY_DEADLINE
@@ -128,11 +102,8 @@ class BenchmarkServer:
                 for name, process in self.processes.items():
                     if process.poll() is not None:
                         raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log(name)}")
-                try:
-                    if session.get(f"{self.url}/stats", timeout=5).status_code == 200:
-                        return
-                except requests.ConnectionError:
-                    pass
+                if answers(session, self.url):
+                    return
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"gunicorn did not answer on {self.url}:\n{self.log('gunicorn')}")
                 time.sleep(0.05)  # poll interval
@@ -200,8 +171,6 @@ class BenchmarkServer:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        for log in self._logs:
-            log.close()
 
     def __enter__(self) -> BenchmarkServer:
         try:
@@ -227,12 +196,7 @@ class BenchmarkServer:
         if self.config.database_url is None:
             return ceiling.event_table(self.database, Event._meta.db_table)
         scratch = self.directory / "ddl.sqlite3"
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-            cwd=PROJECT_DIR,
-            env={**self.env, "DATABASE_URL": f"sqlite:///{scratch}"},
-            check=True,
-        )
+        migrate({**self.env, "DATABASE_URL": f"sqlite:///{scratch}"})
         return ceiling.event_table(scratch, Event._meta.db_table)
 
     # --- memory -----------------------------------------------------------

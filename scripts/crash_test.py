@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-from tests.servers import AggregatorServer  # noqa: E402
+from tests.servers import AggregatorServer, ServiceDatabase  # noqa: E402
 from tests.traffic import run_crash_test  # noqa: E402
 
 
@@ -59,6 +59,7 @@ def main() -> int:
                 print(f"FAIL {scenario}: {exc!r}", flush=True)
             finally:
                 server.stop()
+                ServiceDatabase.drop_all()
     return 1 if failed else 0
 
 

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from events.auth import forget_keys_configured
 from events.consumer import Consumer
-from tests.servers import AggregatorServer, ServiceDatabase
+from tests.servers import Processes, ServiceDatabase
 
 
 @pytest.fixture(scope="session")
@@ -98,19 +98,27 @@ def _drop_service_databases():
 
 @pytest.fixture
 def service_database(tmp_path):
-    """An empty database for real processes, on the engine the suite runs on."""
+    """A migrated, empty database for real processes, on the engine the suite runs on."""
     database = ServiceDatabase(tmp_path)
     yield database
     database.drop()
 
 
 @pytest.fixture
-def aggregator_server(tmp_path, service_database):
+def processes(tmp_path, service_database):
+    """Start real servers and consumers: `processes.server(...)`, `processes.consumer(server, ...)`.
+
+    They share the test's service_database, and are stopped when the test ends.
+    """
+    started = Processes(tmp_path, service_database)
+    yield started
+    started.close()
+
+
+@pytest.fixture
+def aggregator_server(processes):
     """A real gunicorn server (with its in-process consumer) on an empty database."""
-    server = AggregatorServer(tmp_path, database_url=service_database.url)
-    server.start()
-    yield server
-    server.stop()
+    return processes.server()
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
-import socket
-import subprocess
-import sys
+import shutil
+import sqlite3
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,76 +22,23 @@ import pytest
 import requests
 from django.conf import settings
 
+from harness.processes import PROJECT_DIR, ManagedProcess, answers, free_port, gunicorn, manage, migrate, service_env
 from tests.polling import wait_for
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+__all__ = [
+    "PROJECT_DIR",
+    "AggregatorServer",
+    "ConsumerProcess",
+    "ManagedProcess",
+    "Processes",
+    "ServiceDatabase",
+    "free_port",
+    "service_env",
+]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ManagedProcess:
-    """A child process with its own log file, stopped or killed as a group."""
-
-    def __init__(self, name: str, data_dir: Path, env: dict[str, str]):
-        self.name = name
-        self.data_dir = data_dir
-        self.env = env
-        self.process: subprocess.Popen | None = None
-        self.starts = 0
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / f"{self.name}-{self.starts}.log"
-
-    def spawn(self, args: list[str]) -> None:
-        self.starts += 1
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                args, cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM, *, deadline: float = 120.0) -> int | None:
-        """Send `sig` and wait for the process to exit; returns its exit code."""
-        if not self.running:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(deadline)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"{self.name} did not exit after {signal.Signals(sig).name}:\n{self.log()}") from None
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: no handler, no cleanup, like a crash."""
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
-
-
-def service_env(database_url: str, **overrides: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("LOGGREGATOR_", "GUNICORN_"))}
-    env.update({"DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "loggregator_site.settings"})
-    env.update(overrides)
-    return env
-
-
-def migrate(env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=PROJECT_DIR, env=env, check=True)
+# Short, so a graceful stop does not wait long for kept-alive connections
+# (the test's own session is closed first; other clients may hold some).
+TEST_KEEPALIVE = "1"
 
 
 def on_postgresql() -> bool:
@@ -121,41 +68,86 @@ def postgresql_connection(database_url: str, **kwargs) -> psycopg.Connection:
 
 
 class ServiceDatabase:
-    """An empty database for the processes of one test.
+    """A migrated database for the processes of one test.
 
     A SQLite file in the test's directory, or, when the suite runs on
     PostgreSQL, a new database on the same server (named for this run, so
     concurrent runs never meet), dropped by drop() or else by drop_all() at
-    the end of the run.
+    the end of the run. Each is a copy of one database migrated once per run
+    (a file copy, or CREATE DATABASE ... TEMPLATE): a migrate per server
+    would cost a second each.
     """
 
     _numbers = itertools.count(1)
     _undropped: list[ServiceDatabase] = []
+    _sqlite_template: Path | None = None
+    _postgresql_template: str | None = None
 
     def __init__(self, data_dir: Path):
         self.name: str | None = None
         if not on_postgresql():
-            self.url = f"sqlite:///{data_dir / 'loggregator.sqlite3'}"
+            path = data_dir / "loggregator.sqlite3"
+            shutil.copyfile(self._migrated_sqlite(), path)
+            self.url = f"sqlite:///{path}"
             return
-        suite_url = os.environ["DATABASE_URL"]
+        template = self._migrated_postgresql()
         self.name = f"loggregator_e2e_{os.getpid()}_{next(self._numbers)}"
-        with postgresql_connection(suite_url, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{self.name}"')
-        self.url = urlsplit(suite_url)._replace(path=f"/{self.name}").geturl()
+        with postgresql_connection(os.environ["DATABASE_URL"], autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{self.name}" TEMPLATE "{template}"')
+        self.url = _database_url(self.name)
         self._undropped.append(self)
+
+    @classmethod
+    def _migrated_sqlite(cls) -> Path:
+        if cls._sqlite_template is None:
+            path = Path(tempfile.mkdtemp(prefix="loggregator-template-")) / "loggregator.sqlite3"
+            migrate(service_env(f"sqlite:///{path}"))
+            # Out of WAL mode: every page in the one file, ready to copy. The
+            # service turns WAL on again when it connects.
+            with sqlite3.connect(path) as template:
+                template.execute("PRAGMA journal_mode=DELETE")
+            template.close()
+            cls._sqlite_template = path
+        return cls._sqlite_template
+
+    @classmethod
+    def _migrated_postgresql(cls) -> str:
+        if cls._postgresql_template is None:
+            name = f"loggregator_e2e_{os.getpid()}_template"
+            with postgresql_connection(os.environ["DATABASE_URL"], autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                admin.execute(f'CREATE DATABASE "{name}"')
+            migrate(service_env(_database_url(name)))
+            cls._postgresql_template = name
+        return cls._postgresql_template
 
     @classmethod
     def drop_all(cls) -> None:
         for database in list(cls._undropped):
             database.drop()
+        if cls._sqlite_template is not None:
+            shutil.rmtree(cls._sqlite_template.parent, ignore_errors=True)
+            cls._sqlite_template = None
+        if cls._postgresql_template is not None:
+            _drop_postgresql_database(cls._postgresql_template)
+            cls._postgresql_template = None
 
     def drop(self) -> None:
         if self not in self._undropped:
             return
         self._undropped.remove(self)
-        with postgresql_connection(os.environ["DATABASE_URL"], autocommit=True) as admin:
-            # FORCE: a killed process's session may not have ended yet.
-            admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        _drop_postgresql_database(self.name)
+
+
+def _database_url(name: str) -> str:
+    """The suite's PostgreSQL URL with another database name."""
+    return urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{name}").geturl()
+
+
+def _drop_postgresql_database(name: str) -> None:
+    with postgresql_connection(os.environ["DATABASE_URL"], autocommit=True) as admin:
+        # FORCE: a killed process's session may not have ended yet.
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class AggregatorServer(ManagedProcess):
@@ -170,34 +162,28 @@ class AggregatorServer(ManagedProcess):
         name: str = "gunicorn",
         **settings: str,
     ):
-        # Without a URL, an empty database of its own (ServiceDatabase).
+        # Without a URL, a migrated database of its own (ServiceDatabase).
         database_url = database_url or ServiceDatabase(data_dir).url
-        super().__init__(name, data_dir, service_env(database_url, **settings))
+        super().__init__(name, data_dir, service_env(database_url, GUNICORN_KEEPALIVE=TEST_KEEPALIVE, **settings))
         self.database_url = database_url
         self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.session = requests.Session()
-        migrate(self.env)
 
     def start(self) -> None:
-        self.spawn(
-            [
-                sys.executable, "-m", "gunicorn", "loggregator_site.wsgi",
-                "-c", "loggregator_site/gunicorn.conf.py",
-                "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(self.workers),
-            ]
-        )  # fmt: skip
+        self.spawn(gunicorn("loggregator_site.wsgi", port=self.port, workers=self.workers))
         wait_for(self._ready, message=f"{self.name} to answer on {self.url}")
 
     def _ready(self) -> bool:
         if not self.running:
             raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
-        try:
-            return self.session.get(f"{self.url}/stats", timeout=5).status_code == 200
-        except requests.ConnectionError:
-            return False
+        return answers(self.session, self.url)
+
+    def stop(self, *args, **kwargs) -> int | None:
+        # Our kept-alive connections closed first: a graceful stop waits for them.
+        self.session.close()
+        return super().stop(*args, **kwargs)
 
     def stats(self) -> dict:
         response = self.session.get(f"{self.url}/stats", timeout=30)
@@ -230,4 +216,46 @@ class ConsumerProcess(ManagedProcess):
         self.args = list(args)
 
     def start(self) -> None:
-        self.spawn([sys.executable, "manage.py", "run_consumer", *self.args])
+        self.spawn(manage("run_consumer", *self.args))
+
+
+class Processes:
+    """The real servers and consumers of one test, each stopped (consumers: killed) when the test ends.
+
+    All share the test's database unless given another.
+    """
+
+    def __init__(self, data_dir: Path, database: ServiceDatabase):
+        self.data_dir = data_dir
+        self.database = database
+        self._started: list[ManagedProcess] = []
+
+    def server(self, *, start: bool = True, **options) -> AggregatorServer:
+        """An AggregatorServer (same options), started unless start=False."""
+        options.setdefault("database_url", self.database.url)
+        server = AggregatorServer(self.data_dir, **options)
+        self._started.append(server)
+        if start:
+            server.start()
+        return server
+
+    def consumer(self, server: AggregatorServer, *args: str, start: bool = False, **options) -> ConsumerProcess:
+        """A ConsumerProcess on `server`'s database, started only if start=True."""
+        consumer = ConsumerProcess(server, *args, **options)
+        self._started.append(consumer)
+        if start:
+            consumer.start()
+        return consumer
+
+    def close(self) -> None:
+        """Kill the consumers (nothing of theirs is checked any more), then stop the servers.
+
+        Every one of them, even when stopping one fails.
+        """
+        with ExitStack() as stack:
+            for process in self._started:
+                if isinstance(process, AggregatorServer):
+                    stack.callback(process.stop)
+            for process in self._started:
+                if not isinstance(process, AggregatorServer):
+                    stack.callback(process.kill)  # these run first

@@ -8,7 +8,6 @@ from events.models import IntakeBatch
 from publisher.client import AggregatorClient
 from tests.factories import event, events
 from tests.polling import wait_for
-from tests.servers import AggregatorServer, ConsumerProcess
 
 
 @pytest.fixture
@@ -49,15 +48,13 @@ def test_a_limit_of_zero_means_no_limit(publish, backlog_limit):
 
 
 @pytest.mark.slow
-def test_publishers_back_off_while_the_consumer_is_stopped_and_everything_arrives_once(tmp_path):
-    server = AggregatorServer(
-        tmp_path,
+def test_publishers_back_off_while_the_consumer_is_stopped_and_everything_arrives_once(processes):
+    server = processes.server(
         LOGGREGATOR_INPROCESS_CONSUMER="false",
         LOGGREGATOR_MAX_QUEUED_EVENTS="2000",
         LOGGREGATOR_BACKPRESSURE_RETRY_AFTER="1",
     )
-    server.start()
-    consumer = ConsumerProcess(server)
+    consumer = processes.consumer(server)
     unique = events(8000, topic="bp.flow")
     # Each publisher sends its share, then resends a quarter of it.
     shares = [unique[i::4] for i in range(4)]
@@ -94,8 +91,6 @@ def test_publishers_back_off_while_the_consumer_is_stopped_and_everything_arrive
         stop.set()
         for thread in threads:
             thread.join()
-        consumer.stop()
-        server.stop()
 
     assert sum(result.attempts for result in results) > len(results), "no publisher was ever refused"
     assert stats["unique_processed"] == 8000

@@ -7,7 +7,6 @@ import pytest
 
 from tests.factories import event, events
 from tests.polling import wait_for
-from tests.servers import AggregatorServer, ConsumerProcess
 from tests.traffic import Publisher, assert_exact, stored_ids
 
 
@@ -59,47 +58,37 @@ def test_sigkill_during_publishing_loses_nothing_acknowledged_and_doubles_nothin
     assert stats["received"] >= sum(len(body) for body in bodies)
 
 
-def test_a_backlog_left_by_a_crash_is_processed_after_restart_without_new_traffic(tmp_path, service_database):
+def test_a_backlog_left_by_a_crash_is_processed_after_restart_without_new_traffic(processes):
     # Consumer off, so the backlog is certainly still queued when the server dies.
-    server = AggregatorServer(tmp_path, database_url=service_database.url, LOGGREGATOR_INPROCESS_CONSUMER="false")
+    server = processes.server(LOGGREGATOR_INPROCESS_CONSUMER="false")
+    batch = events(1000, topic="e2e.backlog")
+    assert server.publish(batch).status_code == 202
+    assert server.publish(batch[:250]).status_code == 202
+    server.kill()
+
+    server.env["LOGGREGATOR_INPROCESS_CONSUMER"] = "true"
     server.start()
-    try:
-        batch = events(1000, topic="e2e.backlog")
-        assert server.publish(batch).status_code == 202
-        assert server.publish(batch[:250]).status_code == 202
-        server.kill()
-
-        server.env["LOGGREGATOR_INPROCESS_CONSUMER"] = "true"
-        server.start()
-        assert_exact(server.wait_until_processed(), unique=1000, duplicates=250)
-    finally:
-        server.stop()
+    assert_exact(server.wait_until_processed(), unique=1000, duplicates=250)
 
 
-def test_a_consumer_killed_mid_batch_leaves_its_batch_for_the_next_one(tmp_path, service_database):
-    server = AggregatorServer(tmp_path, database_url=service_database.url, LOGGREGATOR_INPROCESS_CONSUMER="false")
-    server.start()
-    consumer = ConsumerProcess(server, "--batch-size", "2000")
-    try:
-        payload = {f"k{i}": "v" * 20 for i in range(20)}
-        batches = [events(2000, topic="e2e.consumer", payload=payload) for _ in range(15)]
-        for body in batches + batches[:5]:
-            assert server.publish(body).status_code == 202
+def test_a_consumer_killed_mid_batch_leaves_its_batch_for_the_next_one(processes):
+    server = processes.server(LOGGREGATOR_INPROCESS_CONSUMER="false")
+    consumer = processes.consumer(server, "--batch-size", "2000")
+    payload = {f"k{i}": "v" * 20 for i in range(20)}
+    batches = [events(2000, topic="e2e.consumer", payload=payload) for _ in range(15)]
+    for body in batches + batches[:5]:
+        assert server.publish(body).status_code == 202
 
-        consumer.start()
-        wait_for(lambda: server.stats()["unique_processed"] > 0, deadline=120, interval=0.005)
-        consumer.kill()
-        mid = server.stats()
-        assert mid["queued"] > 0, "the consumer finished before it could be killed"
+    consumer.start()
+    wait_for(lambda: server.stats()["unique_processed"] > 0, deadline=120, interval=0.005)
+    consumer.kill()
+    mid = server.stats()
+    assert mid["queued"] > 0, "the consumer finished before it could be killed"
 
-        consumer = ConsumerProcess(server, "--once")
-        consumer.start()
-        assert consumer.process.wait(300) == 0
-        assert_exact(server.stats(), unique=30_000, duplicates=10_000)
-        assert len(set(stored_ids(server, "e2e.consumer"))) == 30_000
-    finally:
-        consumer.kill()
-        server.stop()
+    consumer = processes.consumer(server, "--once", start=True)
+    assert consumer.process.wait(300) == 0
+    assert_exact(server.stats(), unique=30_000, duplicates=10_000)
+    assert len(set(stored_ids(server, "e2e.consumer"))) == 30_000
 
 
 def test_a_single_event_is_processed_soon_after_its_202(aggregator_server):

@@ -13,7 +13,7 @@ import psycopg
 
 from tests.factories import events
 from tests.polling import wait_for
-from tests.servers import AggregatorServer, ConsumerProcess, postgresql_connection, requires_postgresql
+from tests.servers import AggregatorServer, postgresql_connection, requires_postgresql
 from tests.traffic import assert_exact, stored_ids
 
 pytestmark = requires_postgresql()
@@ -43,14 +43,14 @@ def assert_stored_once(server: AggregatorServer, unique: list[dict]) -> None:
         assert set(stored) == {e["event_id"] for e in unique if e["topic"] == topic}
 
 
-def test_four_consumers_racing_on_one_backlog_store_each_event_once(tmp_path, service_database):
-    server = AggregatorServer(tmp_path, database_url=service_database.url, LOGGREGATOR_INPROCESS_CONSUMER="false")
-    server.start()
+def test_four_consumers_racing_on_one_backlog_store_each_event_once(processes, service_database):
+    server = processes.server(LOGGREGATOR_INPROCESS_CONSUMER="false")
     # One body per transaction, so the backlog is shared out in many small claims.
-    consumers = [ConsumerProcess(server, "--batch-size", "500", name=f"consumer-{n}") for n in range(4)]
-    gate = postgresql_connection(service_database.url)
-    observer = postgresql_connection(service_database.url, autocommit=True)
-    try:
+    consumers = [processes.consumer(server, "--batch-size", "500", name=f"consumer-{n}") for n in range(4)]
+    with (
+        postgresql_connection(service_database.url) as gate,
+        postgresql_connection(service_database.url, autocommit=True) as observer,
+    ):
         unique = events(8000, topic="race.orders") + events(4000, topic="race.refunds")
         # Duplicates spread over the whole backlog: concurrent transactions
         # insert the same keys, the case that could deadlock or double-count.
@@ -77,22 +77,16 @@ def test_four_consumers_racing_on_one_backlog_store_each_event_once(tmp_path, se
         assert sum(1 for result in results if result != (0, 0)) >= 2, f"no race happened: {results}"
         # Not even a retried transaction: no deadlock, no failure.
         assert not [log for log in logs if "Traceback" in log]
-    finally:
-        gate.close()
-        observer.close()
-        for consumer in consumers:
-            consumer.kill()
-        server.stop()
 
 
-def test_a_consumer_killed_mid_batch_leaves_its_batch_to_another_running_consumer(tmp_path, service_database):
-    server = AggregatorServer(tmp_path, database_url=service_database.url, LOGGREGATOR_INPROCESS_CONSUMER="false")
-    server.start()
-    doomed = ConsumerProcess(server, "--batch-size", "1000", name="consumer-doomed")
-    survivor = ConsumerProcess(server, "--batch-size", "1000", name="consumer-survivor")
-    blocker = postgresql_connection(service_database.url)
-    observer = postgresql_connection(service_database.url, autocommit=True)
-    try:
+def test_a_consumer_killed_mid_batch_leaves_its_batch_to_another_running_consumer(processes, service_database):
+    server = processes.server(LOGGREGATOR_INPROCESS_CONSUMER="false")
+    doomed = processes.consumer(server, "--batch-size", "1000", name="consumer-doomed")
+    survivor = processes.consumer(server, "--batch-size", "1000", name="consumer-survivor")
+    with (
+        postgresql_connection(service_database.url) as blocker,
+        postgresql_connection(service_database.url, autocommit=True) as observer,
+    ):
         batches = [events(1000, topic="kill.orders") for _ in range(6)]
         for body in batches + batches[:2]:
             assert server.publish(body).status_code == 202
@@ -113,33 +107,21 @@ def test_a_consumer_killed_mid_batch_leaves_its_batch_to_another_running_consume
         assert survivor.stop() == 0
         # The survivor stored everything, the killed consumer's batch included; nothing of the killed one counts.
         assert "Stored 6000 unique events, dropped 2000 duplicates." in survivor.log()
-    finally:
-        blocker.close()
-        observer.close()
-        doomed.kill()
-        survivor.kill()
-        server.stop()
 
 
-def test_two_servers_on_one_database_count_exactly_with_publishers_spread_over_both(tmp_path, service_database):
+def test_two_servers_on_one_database_count_exactly_with_publishers_spread_over_both(processes):
     # No balancer: each publisher request goes to one server or the other; both run their consumers.
-    servers = [AggregatorServer(tmp_path, database_url=service_database.url, name=f"gunicorn-{n}") for n in "ab"]
-    try:
-        for server in servers:
-            server.start()
-        unique = events(3000, topic="two.orders") + events(1500, topic="two.refunds")
-        stream = shuffled_with_resends(unique, 1500, seed=5)
-        # Batches and single events, from 6 connections at once.
-        bodies = [stream[start : start + 250] for start in range(0, 5500, 250)] + stream[5500:]
-        with ThreadPoolExecutor(6) as pool:
-            statuses = list(pool.map(lambda n: servers[n % 2].publish(bodies[n]).status_code, range(len(bodies))))
-        assert set(statuses) == {202}
+    servers = [processes.server(name=f"gunicorn-{n}") for n in "ab"]
+    unique = events(3000, topic="two.orders") + events(1500, topic="two.refunds")
+    stream = shuffled_with_resends(unique, 1500, seed=5)
+    # Batches and single events, from 6 connections at once.
+    bodies = [stream[start : start + 250] for start in range(0, 5500, 250)] + stream[5500:]
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(pool.map(lambda n: servers[n % 2].publish(bodies[n]).status_code, range(len(bodies))))
+    assert set(statuses) == {202}
 
-        for server in servers:
-            assert_exact(server.wait_until_processed(received=6000), unique=4500, duplicates=1500)
-            assert_stored_once(server, unique)
-        # Publishers and four consumer threads on shared counter rows: no deadlock, no retried transaction.
-        assert not [server.name for server in servers if "Traceback" in server.log()]
-    finally:
-        for server in servers:
-            server.stop()
+    for server in servers:
+        assert_exact(server.wait_until_processed(received=6000), unique=4500, duplicates=1500)
+        assert_stored_once(server, unique)
+    # Publishers and four consumer threads on shared counter rows: no deadlock, no retried transaction.
+    assert not [server.name for server in servers if "Traceback" in server.log()]

@@ -7,7 +7,6 @@ from django.core.management import call_command
 
 from events.models import Event
 from tests.factories import events
-from tests.servers import AggregatorServer, ConsumerProcess
 
 
 @pytest.mark.django_db
@@ -21,24 +20,19 @@ def test_once_drains_the_queue_and_reports(publish, capsys):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_running_consumer_drains_a_backlog_then_exits_cleanly_on_a_signal(tmp_path, service_database, sig):
+def test_a_running_consumer_drains_a_backlog_then_exits_cleanly_on_a_signal(processes, sig):
     # A server without its in-process consumer: only run_consumer stores events.
-    server = AggregatorServer(tmp_path, database_url=service_database.url, LOGGREGATOR_INPROCESS_CONSUMER="false")
-    server.start()
-    consumer = ConsumerProcess(server)
-    try:
-        batch = events(300)
-        assert server.publish(batch).status_code == 202
-        assert server.publish(batch[:100]).status_code == 202
-        assert server.stats()["queued"] == 400  # nobody consumes yet
+    server = processes.server(LOGGREGATOR_INPROCESS_CONSUMER="false")
+    consumer = processes.consumer(server)
+    batch = events(300)
+    assert server.publish(batch).status_code == 202
+    assert server.publish(batch[:100]).status_code == 202
+    assert server.stats()["queued"] == 400  # nobody consumes yet
 
-        consumer.start()
-        stats = server.wait_until_processed()
-        assert (stats["unique_processed"], stats["duplicate_dropped"]) == (300, 100)
+    consumer.start()
+    stats = server.wait_until_processed()
+    assert (stats["unique_processed"], stats["duplicate_dropped"]) == (300, 100)
 
-        assert consumer.stop(sig) == 0
-        assert "stopping after the current batch" in consumer.log()
-        assert "Stored 300 unique events, dropped 100 duplicates." in consumer.log()
-    finally:
-        consumer.kill()
-        server.stop()
+    assert consumer.stop(sig) == 0
+    assert "stopping after the current batch" in consumer.log()
+    assert "Stored 300 unique events, dropped 100 duplicates." in consumer.log()

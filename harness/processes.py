@@ -67,7 +67,7 @@ def answers(session: requests.Session, url: str) -> bool:
     """Whether the server at `url` answers GET /stats yet."""
     try:
         return session.get(f"{url}/stats", timeout=5).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still booting
         return False
 
 

@@ -8,7 +8,42 @@ from rest_framework.test import APIClient
 
 from events.auth import forget_keys_configured
 from events.consumer import Consumer
-from tests.servers import Processes, ServiceDatabase
+from tests.servers import POSTGRESQL_ONLY, Processes, ServiceDatabase
+
+# Fixtures that give a test a database: the Django test database, or one for real processes.
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "service_database",
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="Run only the tests that use a database: scripts/test's PostgreSQL pass, "
+        "after the SQLite pass ran them all.",
+    )
+
+
+def uses_database(item: pytest.Item) -> bool:
+    return (
+        item.get_closest_marker("django_db") is not None
+        or not DATABASE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+        or any(mark.kwargs.get("reason") == POSTGRESQL_ONLY for mark in item.iter_markers("skipif"))
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("database_tests_only"):
+        return
+    deselected = [item for item in items if not uses_database(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if uses_database(item)]
 
 
 @pytest.fixture(scope="session")

@@ -45,13 +45,15 @@ def on_postgresql() -> bool:
     return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
+POSTGRESQL_ONLY = (
+    "PostgreSQL only: runs when DATABASE_URL is postgres://... "
+    "(scripts/test does that when LOGGREGATOR_TEST_POSTGRES_URL is set)"
+)
+
+
 def requires_postgresql():
     """Mark for tests of PostgreSQL-only behaviour (call it at collection, when settings are loaded)."""
-    return pytest.mark.skipif(
-        not on_postgresql(),
-        reason="PostgreSQL only: runs when DATABASE_URL is postgres://... "
-        "(scripts/test does that when LOGGREGATOR_TEST_POSTGRES_URL is set)",
-    )
+    return pytest.mark.skipif(not on_postgresql(), reason=POSTGRESQL_ONLY)
 
 
 def postgresql_connection(database_url: str, **kwargs) -> psycopg.Connection:

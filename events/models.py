@@ -9,6 +9,11 @@ class Event(models.Model):
     timestamp = models.DateTimeField()
     source = models.CharField(max_length=255)
     payload = models.JSONField()
+    # The intake batch (IntakeBatch.id, in order of acceptance) the stored copy
+    # came in. Several consumers may store batches out of that order; a copy
+    # from an earlier batch then replaces the stored one (events.store).
+    # Null for events stored before it was recorded.
+    intake_batch = models.BigIntegerField(null=True, editable=False)
 
     class Meta:
         constraints = [

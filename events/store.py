@@ -1,9 +1,15 @@
 """The one write path for events: store a batch, drop duplicates, count both.
 
 Nothing else writes Event rows. The UniqueConstraint on (topic, event_id)
-decides what is a duplicate (INSERT ... ON CONFLICT DO NOTHING): the first copy
-wins, later copies are the rows the database declined. That stays correct with
-any number of consumers, in-batch duplicates included.
+decides what is a duplicate (INSERT ... ON CONFLICT): later copies are the rows
+the database did not insert. That stays correct with any number of consumers,
+in-batch duplicates included.
+
+The first copy accepted is the one stored. On SQLite one consumer stores the
+queue in order, so the first copy to arrive is the first accepted. On
+PostgreSQL consumers take intake batches side by side, and a later batch may
+commit first; its copy is then replaced by the earlier batch's (see
+_insert_postgresql), still counted as a duplicate there.
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from events import counters, intake
 from events.db import use_consumer_cache, write_transaction
 from events.models import Event
 
+# An intake.EventRow and the id of the intake batch it was accepted in.
+StoredRow = tuple[str, str, str, str, str, int]
+
 
 @dataclass(frozen=True)
 class StoredBatch:
@@ -26,7 +35,12 @@ class StoredBatch:
     duplicates: int
 
 
-def store_events(rows: list[intake.EventRow]) -> dict[str, tuple[int, int]]:
+def claimed_rows(claimed: list[intake.ClaimedBatch]) -> list[StoredRow]:
+    """The events of the claimed batches, in order of acceptance."""
+    return [(*row, batch.id) for batch in claimed for row in intake.decode(batch.body)]
+
+
+def store_events(rows: list[StoredRow]) -> dict[str, tuple[int, int]]:
     """Insert the rows that are new and count (unique, duplicates) per topic.
 
     Must run inside the transaction that also takes the rows off the queue.
@@ -41,15 +55,16 @@ def store_events(rows: list[intake.EventRow]) -> dict[str, tuple[int, int]]:
     return processed
 
 
-def _insert_sqlite(rows: list[intake.EventRow]) -> Counter[str]:
-    # One writer at a time (the IMMEDIATE transaction): rows go in arrival order.
+def _insert_sqlite(rows: list[StoredRow]) -> Counter[str]:
+    # One writer at a time (the IMMEDIATE transaction) takes the queue in
+    # order, and rows go in arrival order: the first copy is always first.
     table = connection.ops.quote_name(Event._meta.db_table)
     sql = (
-        f"INSERT INTO {table} (topic, event_id, timestamp, source, payload)"
-        " VALUES (%s, %s, %s, %s, %s)"
+        f"INSERT INTO {table} (topic, event_id, timestamp, source, payload, intake_batch)"
+        " VALUES (%s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (topic, event_id) DO NOTHING"
     )
-    by_topic: dict[str, list[intake.EventRow]] = defaultdict(list)
+    by_topic: dict[str, list[StoredRow]] = defaultdict(list)
     for row in rows:
         by_topic[row[0]].append(row)
     inserted = Counter()
@@ -61,17 +76,24 @@ def _insert_sqlite(rows: list[intake.EventRow]) -> Counter[str]:
     return inserted
 
 
-def _insert_postgresql(rows: list[intake.EventRow]) -> Counter[str]:
+def _insert_postgresql(rows: list[StoredRow]) -> Counter[str]:
     table = connection.ops.quote_name(Event._meta.db_table)
     # One statement for the whole batch (arrays, unnested in order) instead
     # of a statement per row; RETURNING tells which rows were new.
     #
     # Many consumers insert at once here. An insert waits for a concurrent
-    # transaction that inserted the same key, so every consumer inserts its
-    # keys in one order: then those waits can never form a cycle (a
-    # deadlock). The ids are drawn first, in the order the events arrived
-    # (`n`), so ties in timestamp still list in that order, as on SQLite;
-    # the first copy of a key goes first.
+    # transaction that inserted (or updated) the same key, so every consumer
+    # writes its keys in one order: then those waits can never form a cycle
+    # (a deadlock). The ids are drawn first, in the order the events arrived
+    # (`n`), so ties in timestamp still list in that order, as on SQLite.
+    # Only the first copy of a key in the batch is offered (DISTINCT ON):
+    # one statement may not update a row twice.
+    #
+    # First copy wins across consumers: a stored copy that came in a later
+    # intake batch than ours was stored out of order, so ours replaces it,
+    # keeping its id (and so its place among equal timestamps). The row
+    # counted as unique when it was first stored, so here it is a duplicate:
+    # new rows are the ones that got an id drawn here.
     #
     # The arrays go as binary parameters (%b) on a plain psycopg cursor:
     # Django's cursors quote them into the SQL text, which PostgreSQL then
@@ -80,14 +102,19 @@ def _insert_postgresql(rows: list[intake.EventRow]) -> Counter[str]:
     with psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
             f"WITH arrived AS ("
-            f" SELECT t, e::uuid AS e, ts::timestamptz AS ts, s, p::jsonb AS p, n,"
+            f" SELECT t, e::uuid AS e, ts::timestamptz AS ts, s, p::jsonb AS p, b, n,"
             f" nextval(pg_get_serial_sequence('{table}', 'id')) AS id"
-            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
-            " WITH ORDINALITY AS x(t, e, ts, s, p, n) ORDER BY n)"
-            f" INSERT INTO {table} (topic, event_id, timestamp, source, payload, id)"
-            " SELECT t, e, ts, s, p, id FROM arrived ORDER BY t, e, n"
-            " ON CONFLICT (topic, event_id) DO NOTHING"
-            " RETURNING topic",
+            " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::int8[])"
+            " WITH ORDINALITY AS x(t, e, ts, s, p, b, n) ORDER BY n),"
+            " first_copies AS (SELECT DISTINCT ON (t, e) * FROM arrived ORDER BY t, e, n),"
+            f" written AS (INSERT INTO {table} AS stored"
+            " (topic, event_id, timestamp, source, payload, intake_batch, id)"
+            " SELECT t, e, ts, s, p, b, id FROM first_copies ORDER BY t, e"
+            " ON CONFLICT (topic, event_id) DO UPDATE SET timestamp = excluded.timestamp,"
+            " source = excluded.source, payload = excluded.payload, intake_batch = excluded.intake_batch"
+            " WHERE stored.intake_batch > excluded.intake_batch"
+            " RETURNING topic, id)"
+            " SELECT written.topic FROM written JOIN first_copies USING (id)",
             [list(column) for column in zip(*rows)],
         )
         return Counter(topic for (topic,) in cursor.fetchall())
@@ -107,8 +134,7 @@ def process_next_batch(*, max_events: int) -> StoredBatch | None:
         claimed = intake.claim(max_events)
         if not claimed:
             return None
-        rows = [row for batch in claimed for row in intake.decode(batch.body)]
-        processed = store_events(rows)
+        processed = store_events(claimed_rows(claimed))
         intake.delete([batch.id for batch in claimed])
     return StoredBatch(
         intake_batches=len(claimed),

@@ -58,15 +58,19 @@ def requires_postgresql():
 
 def postgresql_connection(database_url: str, **kwargs) -> psycopg.Connection:
     """A plain psycopg connection, for tests that look at or lock the database from outside."""
-    config = dj_database_url.parse(database_url)
+    return psycopg.connect(**postgresql_params(dj_database_url.parse(database_url)), **kwargs)
+
+
+def postgresql_params(database: dict) -> dict:
+    """psycopg's connection parameters from a Django DATABASES entry."""
     params = {
-        "dbname": config["NAME"],
-        "user": config["USER"],
-        "password": config["PASSWORD"],
-        "host": config["HOST"],
-        "port": config["PORT"],
+        "dbname": database["NAME"],
+        "user": database["USER"],
+        "password": database["PASSWORD"],
+        "host": database["HOST"],
+        "port": database["PORT"],
     }
-    return psycopg.connect(**{key: value for key, value in params.items() if value}, **kwargs)
+    return {key: value for key, value in params.items() if value}
 
 
 class ServiceDatabase:

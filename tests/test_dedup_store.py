@@ -2,12 +2,14 @@
 
 import uuid
 
+import psycopg
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 
 from events import store
 from events.models import Event, IntakeBatch
 from tests.factories import event, events
+from tests.servers import postgresql_params, requires_postgresql
 
 
 @pytest.mark.django_db
@@ -139,3 +141,40 @@ def test_events_with_one_timestamp_keep_the_order_they_were_published_in(publish
     drain()
     listed = api.get("/events", {"topic": "ties"}).json()["events"]
     assert [e["event_id"] for e in listed] == event_ids
+
+
+@pytest.mark.django_db
+def test_the_stored_copy_records_the_intake_batch_it_came_in(publish, drain):
+    first = event()
+    publish(first)
+    publish([{**first, "payload": {"copy": 2}}, second := event()])
+    earlier, later = IntakeBatch.objects.order_by("id").values_list("id", flat=True)
+    drain()
+    assert Event.objects.get(event_id=first["event_id"]).intake_batch == earlier
+    assert Event.objects.get(event_id=second["event_id"]).intake_batch == later
+
+
+@requires_postgresql()
+@pytest.mark.django_db(transaction=True)
+def test_the_first_copy_wins_when_a_later_intake_batch_is_stored_first(publish, drain, stats):
+    first = event("race.first", payload={"copy": 1})
+    resend = {**first, "timestamp": "2026-02-02T00:00:00Z", "source": "svc-b", "payload": {"copy": 2}}
+    publish(first)
+    publish([resend, *events(2, topic="race.first")])
+    earlier = IntakeBatch.objects.order_by("id").first()
+
+    # Another consumer holds the earlier batch: this one skips it (SKIP
+    # LOCKED), stores the later batch and commits first.
+    with psycopg.connect(**postgresql_params(connection.settings_dict)) as holder:
+        holder.execute("SELECT id FROM events_intakebatch WHERE id = %s FOR UPDATE", [earlier.id])
+        assert drain().unique == 3
+        assert Event.objects.get(event_id=first["event_id"]).payload == {"copy": 2}
+        holder.rollback()
+    drain()
+
+    stored = Event.objects.get(event_id=first["event_id"])
+    assert (stored.payload, stored.source, stored.intake_batch) == ({"copy": 1}, "svc-a", earlier.id)
+    assert stored.timestamp.isoformat() == first["timestamp"].replace("Z", "+00:00")
+    assert Event.objects.filter(topic="race.first").count() == 3
+    assert stats()["unique_processed"] == 3
+    assert stats()["duplicate_dropped"] == 1

@@ -67,7 +67,7 @@ def main():
             with timed("consumer: claim"):
                 claimed = intake.claim(5000)
             with timed("consumer: decompress + decode"):
-                rows = [row for batch in claimed for row in intake.decode(batch.body)]
+                rows = store.claimed_rows(claimed)
             with timed("consumer: insert + counters"):
                 store.store_events(rows)
             with timed("consumer: delete intake row"):

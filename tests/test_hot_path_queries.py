@@ -1,0 +1,105 @@
+"""The hot paths cost a fixed few statements, however many events they carry.
+
+/publish and the consumer's process_next_batch run for every request and
+every batch: a statement per event (or per row read back) would show here
+before it shows in the benchmark.
+"""
+
+import re
+from contextlib import contextmanager
+from unittest import mock
+
+import psycopg
+import pytest
+from django.db import connection
+
+from events import store
+from tests.factories import event, events
+
+
+@contextmanager
+def statements():
+    """The statements sent, in order: through Django's cursors, and the plain psycopg cursor of the PostgreSQL insert.
+
+    An executemany() is one statement sent many times ("N times: ...").
+    """
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def through_django(run, sql, params, many, context):
+        sent.append(f"{len(params)} times: {sql}" if many else sql)
+        return run(sql, params, many, context)
+
+    def through_psycopg(cursor, query, *args, **kwargs):
+        if type(cursor) is psycopg.Cursor:  # Django's own cursors are subclasses, counted above
+            sent.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    with connection.execute_wrapper(through_django), mock.patch.object(psycopg.Cursor, "execute", through_psycopg):
+        yield sent
+
+
+def kinds(sent: list[str]) -> list[str]:
+    """Each statement's first words, enough to tell what it does (savepoint names left out)."""
+    return [" ".join(re.sub(r'"s\d+_x\d+"', "", sql).replace('"', "").split()[:3]) for sql in sent]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("size", [1, 1000])
+def test_a_publish_is_a_fixed_few_statements_whatever_its_size(publish, size):
+    publish(event())  # the first request also looks up whether API keys exist, then caches that
+    with statements() as sent:
+        assert publish(events(size, topic="a") + events(size, topic="b")).status_code == 202
+
+    # The backlog check, then one transaction (a savepoint inside the test's)
+    # with the intake row and every topic's counters in one statement, and on
+    # PostgreSQL the NOTIFY that wakes consumers.
+    expected = [
+        "SELECT SUM(received -",
+        "SAVEPOINT",
+        "1 times: INSERT",
+        "2 times: INSERT",
+        *(["NOTIFY loggregator_intake"] if connection.vendor == "postgresql" else []),
+        "RELEASE SAVEPOINT",
+    ]
+    assert kinds(sent) == expected, sent
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("size", [10, 2000])
+def test_storing_a_batch_is_a_fixed_few_statements_whatever_its_size(publish, size):
+    publish(events(size, topic="a") + events(size // 2, topic="b"))
+    publish(events(size, topic="a"))
+    with statements() as sent:
+        stored = store.process_next_batch(max_events=10 * size)
+    assert (stored.intake_batches, stored.unique) == (2, 2 * size + size // 2)
+
+    # A look at the queue, then one transaction: the claim (candidates, then
+    # their bodies, locked), the events, the counters of every topic, the
+    # removal from the queue. SQLite inserts per topic (executemany) so the
+    # row count tells each topic's new rows; PostgreSQL in one statement.
+    if connection.vendor == "postgresql":
+        inserts = ["WITH arrived AS"]
+        cache = []
+    else:
+        inserts = [f"{size * 2} times: INSERT", f"{size // 2} times: INSERT"]
+        cache = ["PRAGMA cache_size ="]  # the consumer's page cache, set per batch
+    expected = [
+        "SELECT %s AS",
+        "SAVEPOINT",
+        *cache,
+        "SELECT events_intakebatch.id AS",
+        "SELECT events_intakebatch.id AS",
+        *inserts,
+        "2 times: INSERT",
+        "DELETE FROM events_intakebatch",
+        "RELEASE SAVEPOINT",
+    ]
+    assert kinds(sent) == expected, sent
+
+
+@pytest.mark.django_db
+def test_an_empty_queue_costs_one_read():
+    with statements() as sent:
+        assert store.process_next_batch(max_events=5000) is None
+    assert kinds(sent) == ["SELECT %s AS"]

@@ -179,8 +179,10 @@ def drive(spec: DriverSpec, parent=None) -> DriverResult:
 
 
 class _Senders:
-    """One thread per connection, each with a publisher AggregatorClient, sending
-    the plan's requests in order (the next one free goes to whichever is done)."""
+    """One thread per connection, each with a publisher AggregatorClient.
+
+    They send the plan's requests in order: the next one free goes to whichever is done.
+    """
 
     def __init__(self, url: str, plan: Plan, connections: int):
         self.url = url

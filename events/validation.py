@@ -159,13 +159,15 @@ def _to_naive_utc(event: PublishedEvent, *, item: int | None) -> None:
 
 
 def _check_values(body: bytes, *, batch: bool) -> None:
-    """Refuse what the typed decode lets through: duplicate keys, integers beyond 64 bits,
-    floats beyond double range, invalid UTF-8 in payload strings, too deep nesting.
+    r"""Refuse what the typed decode lets through.
+
+    That is: duplicate keys, integers beyond 64 bits, floats beyond double
+    range, invalid UTF-8 in payload strings, too deep nesting.
 
     The payload is kept as raw JSON, so the body is decoded once more here.
     Fast path: walk the decoded body for depth and integer range while counting
     the keys it kept, and count the keys in the text: with whitespace removed,
-    every `":` ends a key unless the body has a `\\"` followed by `:` (a quote
+    every `":` ends a key unless the body has a `\"` followed by `:` (a quote
     inside a string). Equal counts mean no object had a duplicate key. Bodies
     that fail any of this are checked item by item with the exact (slower)
     parser, which names the item and field.
@@ -234,8 +236,10 @@ class _PayloadOnly(msgspec.Struct):
 
 
 def _value_problem(value, max_depth: int) -> tuple[str | None, int]:
-    """Why a decoded JSON value is refused (too deep, an integer beyond 64 bits), or None;
-    and how many object keys it holds."""
+    """Why a decoded JSON value is refused, or None; and how many object keys it holds.
+
+    Refused: too deep, or an integer beyond 64 bits.
+    """
     # A level of the tree at a time: chain, map, compress and set run in C,
     # so a whole batch costs a few passes per level, not a few per container.
     level, depth, keys = [value], 1, 0

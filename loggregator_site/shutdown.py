@@ -16,7 +16,7 @@ def stop_on_signals(
     on_signal: Callable[[int], None] | None = None,
     signals: tuple[int, ...] = STOP_SIGNALS,
 ) -> Iterator[None]:
-    """Set ``stop`` on the first signal and restore the previous handlers.
+    """Set `stop` on the first signal and restore the previous handlers.
 
     Restoring them at once means a second Ctrl-C (or SIGTERM) acts as if we
     had never installed anything: it interrupts immediately. Signal handlers

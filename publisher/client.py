@@ -1,8 +1,8 @@
-"""HTTP client for an aggregator's ``/publish`` and ``/stats``, at least once.
+"""HTTP client for an aggregator's `/publish` and `/stats`, at least once.
 
-``publish()`` retries the same body until the aggregator accepts it: after a
+`publish()` retries the same body until the aggregator accepts it: after a
 connection error, a timeout, a 5xx or a 429. It waits with exponential backoff
-and jitter, and never sooner than a ``Retry-After`` header asks. Any other 4xx
+and jitter, and never sooner than a `Retry-After` header asks. Any other 4xx
 means the request itself is wrong; retrying cannot help, so it is raised.
 """
 
@@ -99,7 +99,7 @@ def backoff_delay(
     cap: float,
     rng: random.Random,
 ) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (1-based).
+    """Seconds to wait after failed attempt number `attempt` (1-based).
 
     Exponential with "equal jitter": half the step is fixed, half is random,
     so publishers that failed together do not retry together. A Retry-After
@@ -133,9 +133,9 @@ def _detail(response: requests.Response) -> str:
 
 
 class AggregatorClient:
-    """One keep-alive ``requests.Session`` to one aggregator.
+    """One keep-alive `requests.Session` to one aggregator.
 
-    ``stop`` interrupts waits between attempts, never a request in flight:
+    `stop` interrupts waits between attempts, never a request in flight:
     a request that was sent is always read to the end.
     """
 
@@ -175,7 +175,7 @@ class AggregatorClient:
     def publish(self, events: list[dict] | dict | bytes) -> PublishResult:
         """POST one event or a list of events until the aggregator accepts them.
 
-        Raises Rejected, GaveUp (only with ``max_retries``) or Interrupted.
+        Raises Rejected, GaveUp (only with `max_retries`) or Interrupted.
         """
         body = events if isinstance(events, bytes) else msgspec.json.encode(events)
         url = f"{self.base_url}/publish"

@@ -1,7 +1,7 @@
 """Generate rounds of demo events with an exact number of duplicates.
 
 Nothing here does I/O: given the same seed, the same clock and the same calls
-to ``remember()``, a generator produces the same rounds.
+to `remember()`, a generator produces the same rounds.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def make_topics(count: int, rng: random.Random) -> list[str]:
-    """Return ``count`` distinct topics such as ``orders.eu.created``."""
+    """Return `count` distinct topics such as `orders.eu.created`."""
     combos = [f"{d}.{r}.{a}" for d in DOMAINS for r in REGIONS for a in ACTIONS]
     rng.shuffle(combos)
     if count <= len(combos):
@@ -50,7 +50,7 @@ def make_topics(count: int, rng: random.Random) -> list[str]:
 class Round:
     """The events of one round in send order.
 
-    ``duplicate[i]`` is True when ``events[i]`` re-sends an event that was
+    `duplicate[i]` is True when `events[i]` re-sends an event that was
     sent before it: earlier in this round, or in an earlier round.
     """
 
@@ -71,7 +71,7 @@ class EventGenerator:
 
     A duplicate keeps the topic, event_id, source and payload of its original
     and gets a new, later timestamp, like a publisher that retries. Event ids
-    come from the generator's own ``random.Random``: random per run unless a
+    come from the generator's own `random.Random`: random per run unless a
     seed is given, in which case every run produces the same ids.
     """
 
@@ -94,11 +94,10 @@ class EventGenerator:
         self.topics = make_topics(topics, self._rng)
 
     def next_round(self, size: int, duplicate_ratio: float) -> Round:
-        """Return ``size`` events of which exactly ``round(size * duplicate_ratio)``
-        are duplicates.
+        """Return `size` events, exactly `round(size * duplicate_ratio)` of them duplicates.
 
         The one exception: when nothing has been remembered yet, at least one
-        event must be an original, so the duplicates are capped at ``size - 1``.
+        event must be an original, so the duplicates are capped at `size - 1`.
         """
         if size < 0:
             raise ValueError("size must not be negative")

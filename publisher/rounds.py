@@ -23,7 +23,7 @@ MODES = ("random", "single", "batch")
 
 @dataclass
 class RoundReport:
-    """What one round did. ``unique`` and ``duplicates`` count confirmed events."""
+    """What one round did. `unique` and `duplicates` count confirmed events."""
 
     number: int
     mode: str
@@ -81,11 +81,11 @@ class RunResult:
 
 
 class Publisher:
-    """Publishes rounds of generated events until ``rounds`` are done or stopped.
+    """Publishes rounds of generated events until `rounds` are done or stopped.
 
     Each round is sent either as single events (one object per request) or
-    as batches of 1..``max_batch`` events: chosen at random per round unless
-    ``mode`` fixes it.
+    as batches of 1..`max_batch` events: chosen at random per round unless
+    `mode` fixes it.
     """
 
     def __init__(
@@ -126,7 +126,7 @@ class Publisher:
         self._rng = random.Random(None if seed is None else f"publisher-{seed}")
 
     def run(self, stop: threading.Event) -> RunResult:
-        """Publish until ``rounds`` are done (0 = forever) or ``stop`` is set.
+        """Publish until `rounds` are done (0 = forever) or `stop` is set.
 
         Raises the client's Rejected or GaveUp after printing the summaries.
         """

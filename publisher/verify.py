@@ -1,8 +1,8 @@
 """Check an aggregator's /stats deltas against what a round sent.
 
 This is how a user proves an aggregator is exactly-once: after a round, every
-original the round sent must show up as exactly one ``unique_processed`` and
-every re-send as one ``duplicate_dropped``. It assumes nobody else publishes
+original the round sent must show up as exactly one `unique_processed` and
+every re-send as one `duplicate_dropped`. It assumes nobody else publishes
 to the same aggregator while the round runs and is checked.
 """
 
@@ -51,7 +51,7 @@ def poll_stats(
     timeout: float,
     until,
 ) -> Stats | None:
-    """Poll /stats until ``until(stats)`` is true; None if stopped first.
+    """Poll /stats until `until(stats)` is true; None if stopped first.
 
     Raises TimeoutError when the deadline passes; a failing /stats is retried
     until then.
@@ -99,14 +99,14 @@ def wait_until_processed(
 def check(baseline: Stats, after: Stats, *, unique: int, duplicates: int, resent: int) -> Verdict:
     """Compare the deltas with what a round sent.
 
-    ``resent`` counts events in requests that were retried after an attempt
+    `resent` counts events in requests that were retried after an attempt
     that may have reached the aggregator (say, a timeout after it committed).
     If such an attempt did land, the retry is a real second copy: the
     aggregator rightly drops it as a duplicate. We cannot know how many of
     them landed, so the duplicate delta is accepted anywhere in
-    ``[duplicates, duplicates + resent]``. The unique delta has no such slack:
+    `[duplicates, duplicates + resent]`. The unique delta has no such slack:
     a landed attempt and its retry still make exactly one original, so it must
-    equal ``unique`` exactly whatever happened on the wire.
+    equal `unique` exactly whatever happened on the wire.
     """
     unique_delta = after.unique_processed - baseline.unique_processed
     duplicate_delta = after.duplicate_dropped - baseline.duplicate_dropped

@@ -1,6 +1,6 @@
 """A tiny in-process aggregator for publisher tests, on 127.0.0.1.
 
-POST /publish answers from ``script`` first (scripted failures), then like a
+POST /publish answers from `script` first (scripted failures), then like a
 real aggregator: it stores each (topic, event_id) once and counts the rest as
 duplicates, so /stats can be verified. Every request is recorded.
 """

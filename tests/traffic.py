@@ -1,5 +1,6 @@
-"""Traffic for fault tests: publishers that record what each request got back, and the checks
-that every acknowledged event is stored exactly once with exact counters.
+"""Traffic for fault tests, and the checks that every acknowledged event is stored exactly once.
+
+Publishers record what each request got back; the checks also want the counters exact.
 
 Shared by tests/test_end_to_end.py, tests/test_faults.py and scripts/crash_test.py.
 """
@@ -117,8 +118,10 @@ class ClientPublisher(threading.Thread):
 def make_traffic(
     unique: int, *, connections: int, topics: int = 4, duplicate_share: float = 0.25, seed: int = 1
 ) -> list[list[Body]]:
-    """`unique` events over `topics` topics plus `duplicate_share` resent copies, shuffled and
-    cut into requests for each connection: mostly batches of 50 to 400, some single events."""
+    """`unique` events over `topics` topics plus `duplicate_share` resent copies, as each connection's requests.
+
+    Shuffled and cut into mostly batches of 50 to 400, with some single events.
+    """
     rng = random.Random(seed)
     per_topic = unique // topics
     originals = [e for t in range(topics) for e in events(per_topic + (t < unique % topics), topic=f"crash.t{t}")]

@@ -35,6 +35,7 @@ from rest_framework.settings import api_settings
 
 from events import counters, pagination
 from events.models import Event
+from events.pagination import decode_cursor, encode_cursor  # noqa: F401 (cursors of this module's pages)
 from events.topic_patterns import InvalidTopicPattern, TopicPattern, parse_pattern
 from events.validation import SOURCE_MAX_LENGTH
 

@@ -11,7 +11,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -49,7 +49,9 @@ def run_workload(
     profile_dir: Path | None = None,
     run_name: str | None = None,
     temp_root: str = "/tmp",
+    prepare: Callable[[BenchmarkServer], None] | None = None,
 ) -> dict[str, Any]:
+    """Run `workload` on a fresh server; `prepare` changes its database before the load (e.g. drops an index)."""
     directory = Path(tempfile.mkdtemp(prefix=f"loggregator-bench-{workload.name}-", dir=temp_root))
     try:
         with (
@@ -57,6 +59,8 @@ def run_workload(
             _null_server(workload, directory, config) as null_server,
             BenchmarkServer(directory, config) as server,
         ):
+            if prepare:
+                prepare(server)
             spec = DriverSpec(
                 url=server.url,
                 workload=workload,

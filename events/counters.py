@@ -82,3 +82,29 @@ def read_totals() -> Totals:
         duplicate_dropped=int(sum(row[3] for row in rows)),
         topics=[row[0] for row in rows if row[2] > 0],
     )
+
+
+@dataclass(frozen=True)
+class TopicCounts:
+    received: int
+    unique_processed: int
+    duplicate_dropped: int
+
+
+def per_topic() -> dict[str, TopicCounts]:
+    """Every topic the counters know (received at least once), sorted, with its totals."""
+    table = connection.ops.quote_name(Stats._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT topic, SUM(received), SUM(unique_processed), SUM(duplicate_dropped)"
+            f" FROM {table} GROUP BY topic ORDER BY topic"
+        )
+        return {
+            topic: TopicCounts(int(received), int(unique), int(duplicates))
+            for topic, received, unique, duplicates in cursor.fetchall()
+        }
+
+
+def events_per_topic() -> dict[str, int]:
+    """Stored events per known topic: a few counter rows per topic, never a scan of the events."""
+    return {topic: counts.unique_processed for topic, counts in per_topic().items()}

@@ -23,6 +23,12 @@ class Event(models.Model):
         indexes = [
             # GET /events: one topic in timestamp order, ties in processing (id) order.
             models.Index(fields=["topic", "timestamp", "id"], name="event_topic_timeline"),
+            # Every topic (`>`, patterns matching many topics) in either order; the admin's newest first.
+            models.Index(fields=["timestamp", "id"], name="event_timeline"),
+            # source= across topics, and the admin's filter by source.
+            models.Index(fields=["source", "timestamp", "id"], name="event_source_timeline"),
+            # Finding an event by its id alone (the unique constraint leads with the topic).
+            models.Index(fields=["event_id"], name="event_event_id"),
         ]
 
     def __str__(self):

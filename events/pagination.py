@@ -1,7 +1,9 @@
-"""Keyset pagination over one topic's timeline: (timestamp, id) ascending.
+"""Keyset pagination over the event timeline: (timestamp, id), ascending or descending.
 
 The cursor names the last event of the previous page, so every page is one
-index range scan, as fast at a million events as at the first thousand.
+index range scan, as fast at a million events as at the first thousand, and
+events stored meanwhile are neither repeated nor skipped: the next page
+starts strictly after the last event seen, in the same order.
 """
 
 from __future__ import annotations
@@ -11,9 +13,8 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from rest_framework.exceptions import ValidationError
-from rest_framework.utils.urls import replace_query_param
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
@@ -22,6 +23,8 @@ INVALID_CURSOR = "Invalid cursor: pass the `next` URL of a previous page as it i
 
 @dataclass(frozen=True)
 class Position:
+    """Where an event sits on the timeline."""
+
     timestamp: datetime
     id: int
 
@@ -41,6 +44,20 @@ class Position:
             raise ValidationError({"cursor": INVALID_CURSOR})
         return position
 
+    @classmethod
+    def of(cls, event) -> Position:
+        return cls(event.timestamp, event.id)
+
+
+def encode_cursor(event) -> str:
+    """The cursor that continues after `event` (an Event, or anything with timestamp and id)."""
+    return Position.of(event).encode()
+
+
+def decode_cursor(cursor: str) -> Position:
+    """The position a cursor names; ValidationError({"cursor": ...}) when it is not one."""
+    return Position.decode(cursor)
+
 
 def parse_limit(raw: str | None) -> int:
     if raw is None:
@@ -54,15 +71,20 @@ def parse_limit(raw: str | None) -> int:
     return limit
 
 
-def after(queryset: QuerySet, position: Position | None) -> QuerySet:
-    """The events after `position` in (timestamp, id) order."""
+def ordering(*, descending: bool) -> tuple[str, str]:
+    return ("-timestamp", "-id") if descending else ("timestamp", "id")
+
+
+def after(position: Position | None, *, descending: bool) -> Q:
+    """The events after `position` in timeline order (before it on the clock when descending)."""
     if position is None:
-        return queryset
+        return Q()
     # A range on the index from the timestamp on, minus the few ties already seen.
-    return queryset.filter(timestamp__gte=position.timestamp).exclude(timestamp=position.timestamp, id__lte=position.id)
+    if descending:
+        return Q(timestamp__lte=position.timestamp) & ~Q(timestamp=position.timestamp, id__gte=position.id)
+    return Q(timestamp__gte=position.timestamp) & ~Q(timestamp=position.timestamp, id__lte=position.id)
 
 
-def next_url(request, last: Position | None) -> str | None:
-    if last is None:
-        return None
-    return replace_query_param(request.build_absolute_uri(), "cursor", last.encode())
+def keyset_page(queryset: QuerySet, position: Position | None, limit: int, *, descending: bool) -> QuerySet:
+    """The next `limit` events of `queryset` after `position`: one index range scan."""
+    return queryset.filter(after(position, descending=descending)).order_by(*ordering(descending=descending))[:limit]

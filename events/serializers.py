@@ -29,10 +29,37 @@ class EventSerializer(serializers.Serializer):
     payload = serializers.JSONField()
 
 
+class AppliedFiltersSerializer(serializers.Serializer):
+    topic = serializers.CharField(help_text="The topic or topic pattern.")
+    order = serializers.ChoiceField(choices=["asc", "desc"])
+    since = serializers.DateTimeField(required=False, help_text="Inclusive; a duration is resolved to an instant.")
+    until = serializers.DateTimeField(required=False, help_text="Exclusive; a duration is resolved to an instant.")
+    source = serializers.ListField(child=serializers.CharField(), required=False, help_text="Any of these.")
+    q = serializers.CharField(required=False, help_text="Case-insensitive text in the payload or source.")
+    payload = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text="Payload path (without `payload.`) and value."
+    )
+
+
 class EventPageSerializer(serializers.Serializer):
-    topic = serializers.CharField()
-    events = EventSerializer(many=True, help_text="In timestamp order; ties in processing order.")
+    topic = serializers.CharField(help_text="The topic or topic pattern asked for.")
+    filters = AppliedFiltersSerializer(help_text="The filters applied, only those given.")
+    events = EventSerializer(
+        many=True, help_text="In timestamp order (newest first with order=desc); ties in processing order."
+    )
     next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last one.")
+
+
+class TopicCountsSerializer(serializers.Serializer):
+    topic = serializers.CharField()
+    received = serializers.IntegerField(help_text="Events accepted (202), duplicates included.")
+    unique_processed = serializers.IntegerField(help_text="Events stored.")
+    duplicate_dropped = serializers.IntegerField(help_text="Later copies, counted and dropped.")
+
+
+class TopicListSerializer(serializers.Serializer):
+    pattern = serializers.CharField()
+    topics = TopicCountsSerializer(many=True, help_text="Sorted by topic.")
 
 
 class StatsSerializer(serializers.Serializer):

@@ -5,5 +5,6 @@ from events import views
 urlpatterns = [
     path("publish", views.PublishView.as_view(), name="publish"),
     path("events", views.EventListView.as_view(), name="events"),
+    path("topics", views.TopicListView.as_view(), name="topics"),
     path("stats", views.StatsView.as_view(), name="stats"),
 ]

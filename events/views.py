@@ -1,16 +1,17 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
+from urllib.parse import urlencode
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events import background, counters, intake, pagination
+from events import background, counters, intake, pagination, query_openapi
 from events.apps import STARTED_AT
 from events.auth import (
     ApiKeyAuthentication,
@@ -23,14 +24,18 @@ from events.exceptions import QueueFull
 from events.models import Event
 from events.openapi import PUBLISH_REQUEST
 from events.parsers import PublishedEventsParser
+from events.query import PARAMETERS as QUERY_PARAMETERS
+from events.query import EventQuery, refuse_unknown_params
 from events.serializers import (
     AcceptedSerializer,
     ErrorSerializer,
     EventPageSerializer,
     PublishErrorSerializer,
     StatsSerializer,
+    TopicListSerializer,
 )
-from events.validation import TOPIC_MAX_LENGTH, TOPIC_PATTERN, TOPIC_RULE, InvalidEvents, is_valid_topic
+from events.topic_patterns import TRAILING_SEGMENTS, InvalidTopicPattern, parse_pattern
+from events.validation import InvalidEvents
 
 # What every endpoint may answer besides its own responses.
 PUBLISH_GUARD_RESPONSES = {
@@ -99,45 +104,82 @@ class EventListView(APIView):
     throttle_classes = [ReadRateThrottle]
 
     @extend_schema(
-        summary="List a topic's unique events",
-        parameters=[
-            OpenApiParameter(
-                "topic",
-                {"type": "string", "minLength": 1, "maxLength": TOPIC_MAX_LENGTH, "pattern": TOPIC_PATTERN},
-                required=True,
-                description="The topic, exactly.",
-            ),
-            OpenApiParameter(
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": pagination.MAX_LIMIT},
-                description=f"Events per page, 1 to {pagination.MAX_LIMIT} (default {pagination.DEFAULT_LIMIT}).",
-            ),
-            OpenApiParameter("cursor", OpenApiTypes.STR, description="From the `next` URL of the previous page."),
-        ],
+        summary="Find events: a topic pattern, a time window, filters, either order",
+        description=(
+            "Unique events of the topics that `topic` names, page by page. Every filter is ANDed. "
+            "`q=` and `payload.` filters are checked on the events of the topics and time window asked for: "
+            "narrow those for speed. Follow `next` for the following page: it carries every filter (relative "
+            "instants made absolute), stays valid while events keep arriving, and never repeats or skips one."
+        ),
+        parameters=query_openapi.EVENT_QUERY_PARAMETERS,
         responses={
             200: EventPageSerializer,
-            400: OpenApiResponse(description="Missing topic, bad limit or cursor."),
+            400: OpenApiResponse(
+                query_openapi.PARAMETER_ERROR, description="A bad parameter: named, with what is wrong."
+            ),
             **READ_GUARD_RESPONSES,
         },
     )
     def get(self, request):
-        topic = request.query_params.get("topic")
-        if not topic:
-            raise ValidationError({"topic": "This query parameter is required."})
-        if not is_valid_topic(topic):
-            raise ValidationError({"topic": f"Invalid topic: it {TOPIC_RULE}."})
+        refuse_unknown_params(request.query_params, known=(*QUERY_PARAMETERS, "limit", "cursor"))
+        query = EventQuery.from_params(request.query_params)
         limit = pagination.parse_limit(request.query_params.get("limit"))
-        cursor = request.query_params.get("cursor")
-        position = pagination.Position.decode(cursor) if cursor else None
+        # One more than asked tells whether another page follows.
+        events, _ = query.page(request.query_params.get("cursor"), limit + 1)
+        more = len(events) > limit
+        events = events[:limit]
+        return Response(
+            {
+                "topic": query.pattern.text,
+                "filters": query.applied(),
+                "events": [
+                    {
+                        "topic": event.topic,
+                        "event_id": event.event_id,
+                        "timestamp": event.timestamp,
+                        "source": event.source,
+                        "payload": event.payload,
+                    }
+                    for event in events
+                ],
+                "next": _next_page_url(request, query, limit, events[-1]) if more else None,
+            }
+        )
 
-        queryset = pagination.after(Event.objects.filter(topic=topic), position).order_by("timestamp", "id")
-        rows = list(queryset.values_list("id", "event_id", "timestamp", "source", "payload")[: limit + 1])
-        last = pagination.Position(rows[limit - 1][2], rows[limit - 1][0]) if len(rows) > limit else None
-        events = [
-            {"topic": topic, "event_id": event_id, "timestamp": timestamp, "source": source, "payload": payload}
-            for _, event_id, timestamp, source, payload in rows[:limit]
+
+def _next_page_url(request, query: EventQuery, limit: int, last: Event) -> str:
+    params = {**query.as_params(), "limit": limit, "cursor": pagination.encode_cursor(last)}
+    return request.build_absolute_uri(request.path) + "?" + urlencode(params, doseq=True)
+
+
+class TopicListView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [ReadKeyRequired]
+    throttle_classes = [ReadRateThrottle]
+
+    @extend_schema(
+        summary="Known topics matching a pattern, with their counters",
+        description="From the counters, not a scan of the events: every topic received at least once.",
+        parameters=[query_openapi.TOPIC_PATTERN_PARAMETER],
+        responses={
+            200: TopicListSerializer,
+            400: OpenApiResponse(query_openapi.PARAMETER_ERROR, description="A malformed pattern: says what is wrong."),
+            **READ_GUARD_RESPONSES,
+        },
+    )
+    def get(self, request):
+        refuse_unknown_params(request.query_params, known=("pattern",), payload_paths=False)
+        text = request.query_params.get("pattern", TRAILING_SEGMENTS)
+        try:
+            pattern = parse_pattern(text)
+        except InvalidTopicPattern as exc:
+            raise ValidationError({"pattern": str(exc)}) from None
+        topics = [
+            {"topic": topic, **asdict(counts)}
+            for topic, counts in counters.per_topic().items()
+            if pattern.matches(topic)
         ]
-        return Response({"topic": topic, "events": events, "next": pagination.next_url(request, last)})
+        return Response({"pattern": pattern.text, "topics": topics})
 
 
 class StatsView(APIView):

@@ -23,7 +23,12 @@ def test_a_malformed_topic_is_refused(api):
 def test_an_unknown_topic_is_an_empty_list(api):
     response = api.get("/events", {"topic": "nobody.here"})
     assert response.status_code == 200
-    assert response.json() == {"topic": "nobody.here", "events": [], "next": None}
+    assert response.json() == {
+        "topic": "nobody.here",
+        "filters": {"topic": "nobody.here", "order": "asc"},
+        "events": [],
+        "next": None,
+    }
 
 
 @pytest.mark.django_db

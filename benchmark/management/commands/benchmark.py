@@ -5,8 +5,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from benchmark import report
+from benchmark import query_workload, report
 from benchmark.profile import available as profiler_available
+from benchmark.query_workload import QUERY, run_query_workload
 from benchmark.runner import run_workload
 from benchmark.server import ServerConfig
 from benchmark.workloads import FULL, NAMES, QUICK
@@ -14,7 +15,7 @@ from benchmark.workloads import FULL, NAMES, QUICK
 
 def workload_names(value: str) -> list[str]:
     names = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in NAMES]
+    unknown = [name for name in names if name not in (*NAMES, QUERY)]
     if unknown or not names:
         raise ValueError(value)
     return names
@@ -36,7 +37,8 @@ class Command(BaseCommand):
             "--workloads",
             type=workload_names,
             default=list(NAMES),
-            help=f"Comma-separated workloads to run, from {', '.join(NAMES)} (default: all).",
+            help=f"Comma-separated workloads to run, from {', '.join(NAMES)} (default: all), and {QUERY} "
+            "(reads at 10k and 1M stored events, and what the query indexes cost on ingest; only when named).",
         )
         parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run of a minute or two.")
         parser.add_argument(
@@ -105,7 +107,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
         results = []
         for run in range(repeat):
-            for name in workloads:
+            for name in (name for name in workloads if name != QUERY):
                 workload = catalogue[name]
                 if events is not None:
                     workload = workload.with_events(events)
@@ -125,11 +127,17 @@ class Command(BaseCommand):
                         run_name=f"{name}-{run + 1}",
                     )
                 )
+        queried = None
+        if QUERY in workloads:
+            queried = run_query_workload(config, quick=quick, events=events, seed=seed, repeat=repeat)
         if options["json"]:
             document = {"seed": seed, "server": config.mode, "results": results, "medians": report.medians(results)}
-            self.stdout.write(json.dumps(document, indent=2))
+            self.stdout.write(json.dumps({**document, QUERY: queried} if queried else document, indent=2))
         else:
-            report.write_report(results, self.stdout.write)
+            if results:
+                report.write_report(results, self.stdout.write)
+            if queried:
+                query_workload.write_report(queried, self.stdout.write)
         failed = [result["workload"] for result in results if not result["ok"]]
         if failed:
             raise CommandError(f"counts or requests failed in: {', '.join(failed)}")

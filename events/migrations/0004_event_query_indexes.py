@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("events", "0002_api_key"),
+        ("events", "0003_event_intake_batch"),
     ]
 
     operations = [

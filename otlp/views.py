@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -32,6 +32,8 @@ class LogsView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [PublishKeyRequired]
     throttle_classes = [PublishRateThrottle]
+    # No OPTIONS metadata: every answer here is a protobuf message.
+    metadata_class = None
 
     def get_exception_handler(self):
         return status_exception_handler
@@ -48,6 +50,8 @@ class LogsView(APIView):
             "errors are a `google.rpc.Status`."
         ),
         request=LOGS_REQUEST,
+        # The encoding is the request's Content-Type; DRF's ?format= override is not used.
+        parameters=[OpenApiParameter("format", exclude=True)],
         responses=logs_responses(
             {
                 400: "The body does not decode (or its gzip is corrupt); nothing was kept.",

@@ -17,6 +17,8 @@ SPAN_ID = bytes.fromhex("eee19b7ec3c1b174")
 
 def value(python) -> AnyValue:
     """A Python value as an OTLP AnyValue."""
+    if isinstance(python, AnyValue):
+        return python
     if isinstance(python, bool):
         return AnyValue(bool_value=python)
     if isinstance(python, int):

@@ -22,13 +22,18 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CROCKFORD_VALUES = {character: value for value, character in enumerate(_CROCKFORD)}
 
 
+# Plain SerializeToString(): OTLP's log messages have no map fields, so the
+# encoding is already canonical (fields in number order); deterministic=True
+# only sorts map entries, and costs four times as much.
+
+
 def context_hasher(resource_logs: ResourceLogs, scope_logs: ScopeLogs):
     """A SHA-256 state over the resource and scope, to be copied for each of their records."""
     hasher = hashlib.sha256()
     for part in (
-        resource_logs.resource.SerializeToString(deterministic=True),
+        resource_logs.resource.SerializeToString(),
         resource_logs.schema_url.encode(),
-        scope_logs.scope.SerializeToString(deterministic=True),
+        scope_logs.scope.SerializeToString(),
         scope_logs.schema_url.encode(),
     ):
         _update(hasher, part)
@@ -38,7 +43,7 @@ def context_hasher(resource_logs: ResourceLogs, scope_logs: ScopeLogs):
 def derived_event_id(context, record: LogRecord) -> uuid.UUID:
     """The id of `record` under the resource and scope hashed in `context` (see context_hasher)."""
     hasher = context.copy()
-    _update(hasher, record.SerializeToString(deterministic=True))
+    _update(hasher, record.SerializeToString())
     digest = bytearray(hasher.digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x80  # version 8
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 9562 variant

@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
@@ -66,7 +66,7 @@ def topic_from_service_name(service_name: str) -> str:
 
 def map_export(export: ExportLogsServiceRequest, *, topic_attribute: str, received_at: datetime) -> MappedExport:
     mapped = MappedExport()
-    received = received_at.isoformat()
+    received = received_at.astimezone(UTC).replace(tzinfo=None)
     for r, resource_logs in enumerate(export.resource_logs):
         try:
             resource = _Resource(key_values(resource_logs.resource.attributes), topic_attribute)
@@ -130,7 +130,7 @@ def _named_topic(attributes: dict, topic_attribute: str) -> str | None:
     return topic
 
 
-def _event(record: LogRecord, resource: _Resource, resource_part, scope_part, context, received: str) -> dict:
+def _event(record: LogRecord, resource: _Resource, resource_part, scope_part, context, received: datetime) -> dict:
     attributes = key_values(record.attributes)
     topic = _named_topic(attributes, resource.topic_attribute)
     if topic is None:
@@ -140,7 +140,8 @@ def _event(record: LogRecord, resource: _Resource, resource_part, scope_part, co
     uid = attributes.get(RECORD_UID_ATTRIBUTE)
     event_id = (parse_record_uid(uid) if isinstance(uid, str) else None) or derived_event_id(context, record)
     nanos = record.time_unix_nano or record.observed_time_unix_nano
-    timestamp = (_EPOCH + timedelta(microseconds=nanos // 1000)).isoformat() if nanos else received
+    # Naive UTC, as events.validation leaves every timestamp.
+    timestamp = _EPOCH + timedelta(microseconds=nanos // 1000) if nanos else received
     return {
         "topic": topic,
         "event_id": event_id,
@@ -219,28 +220,24 @@ def key_values(pairs: Iterable[KeyValue]) -> dict:
 def any_value(value: AnyValue):
     """An AnyValue as JSON: bytes in base64 and non-finite doubles as strings, as OTLP JSON writes them."""
     kind = value.WhichOneof("value")
+    # The common kinds first, inline: this runs for every attribute of every record.
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        number = value.double_value
+        if math.isfinite(number):
+            return number
+        return "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "array_value":
+        return [any_value(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return key_values(value.kvlist_value.values)
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
     if kind is None:
         return None
-    return _CONVERTERS[kind](value) if kind in _CONVERTERS else _unsupported(kind)
-
-
-def _double(value: AnyValue):
-    number = value.double_value
-    if math.isfinite(number):
-        return number
-    return "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
-
-
-def _unsupported(kind: str):
     raise RecordRejected(f"has an AnyValue of kind `{kind}`, which logs do not use")
-
-
-_CONVERTERS = {
-    "string_value": lambda value: value.string_value,
-    "bool_value": lambda value: value.bool_value,
-    "int_value": lambda value: value.int_value,
-    "double_value": _double,
-    "array_value": lambda value: [any_value(item) for item in value.array_value.values],
-    "kvlist_value": lambda value: key_values(value.kvlist_value.values),
-    "bytes_value": lambda value: base64.b64encode(value.bytes_value).decode(),
-}

@@ -147,9 +147,9 @@ def test_the_timestamp_is_the_record_time_else_the_observed_time_else_the_time_o
     )
 
     assert [event["timestamp"] for event in mapped(request).events] == [
-        "2026-05-01T12:00:00.123456",
-        "2026-05-01T12:00:01.123456",
-        "2026-06-01T08:30:00+00:00",
+        datetime(2026, 5, 1, 12, 0, 0, 123456),
+        datetime(2026, 5, 1, 12, 0, 1, 123456),
+        datetime(2026, 6, 1, 8, 30),
     ]
 
 

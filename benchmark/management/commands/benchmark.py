@@ -5,16 +5,19 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from benchmark import report
+from benchmark import otlp_workload, report
 from benchmark.profile import available as profiler_available
 from benchmark.runner import run_workload
 from benchmark.server import ServerConfig
 from benchmark.workloads import FULL, NAMES, QUICK
 
+# otlp is not run by default: OTLP ingest against /publish, on servers of its own (benchmark.otlp_workload).
+CHOICES = (*NAMES, otlp_workload.NAME)
+
 
 def workload_names(value: str) -> list[str]:
     names = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in NAMES]
+    unknown = [name for name in names if name not in CHOICES]
     if unknown or not names:
         raise ValueError(value)
     return names
@@ -36,7 +39,7 @@ class Command(BaseCommand):
             "--workloads",
             type=workload_names,
             default=list(NAMES),
-            help=f"Comma-separated workloads to run, from {', '.join(NAMES)} (default: all).",
+            help=f"Comma-separated workloads to run, from {', '.join(CHOICES)} (default: all but otlp).",
         )
         parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run of a minute or two.")
         parser.add_argument(
@@ -106,6 +109,12 @@ class Command(BaseCommand):
         results = []
         for run in range(repeat):
             for name in workloads:
+                # Each run of each workload gets events of its own.
+                workload_seed = seed + run * len(CHOICES) + CHOICES.index(name)
+                if name == otlp_workload.NAME:
+                    records = events or (otlp_workload.QUICK_RECORDS if quick else otlp_workload.FULL_RECORDS)
+                    results += otlp_workload.run(config, seed=workload_seed, records=records)
+                    continue
                 workload = catalogue[name]
                 if events is not None:
                     workload = workload.with_events(events)
@@ -113,8 +122,6 @@ class Command(BaseCommand):
                     self.stderr.write(
                         f"{name} (run {run + 1}/{repeat}): {workload.description}, {workload.events:,} events"
                     )
-                # Each run of each workload gets events of its own.
-                workload_seed = seed + run * len(NAMES) + NAMES.index(name)
                 results.append(
                     run_workload(
                         workload,

@@ -233,15 +233,6 @@ class _PayloadOnly(msgspec.Struct):
     payload: msgspec.Raw
 
 
-def payloads_problem(payloads: list) -> str | None:
-    """Why any of these decoded payloads would be refused for depth or integer range, or None.
-
-    For payloads built in Python rather than parsed (the OTLP mapping): the
-    same rule as parse_events applies, in one pass over all of them.
-    """
-    return _value_problem(payloads, MAX_PAYLOAD_DEPTH + 1)[0]
-
-
 def _value_problem(value, max_depth: int) -> tuple[str | None, int]:
     """Why a decoded JSON value is refused (too deep, an integer beyond 64 bits), or None;
     and how many object keys it holds."""

@@ -2,18 +2,18 @@
 
 Fast path: the mapping already guarantees most of the publish contract
 (topics made valid or checked, UUIDs, naive UTC timestamps, no key twice,
-finite floats), so only what it cannot guarantee is checked, on the whole
-export at once: depth and integer range (with the function /publish uses),
-NUL characters and the source's length. When any of that fails, every record
-goes through events.validation.parse_events itself, which names the problem;
-the records that pass are kept.
+finite floats, 64-bit integers by protobuf's types, depth within
+MAX_PAYLOAD_DEPTH), so only NUL characters and the source's length are left
+to check. When either fails, every record goes through
+events.validation.parse_events itself, which names the problem; the records
+that pass are kept.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from events.validation import SOURCE_MAX_LENGTH, InvalidEvents, PublishedEvent, parse_events, payloads_problem
+from events.validation import SOURCE_MAX_LENGTH, InvalidEvents, PublishedEvent, parse_events
 
 _encode = msgspec.json.Encoder().encode
 
@@ -33,8 +33,6 @@ def check_events(events: list[dict], places: list[str]) -> tuple[list[PublishedE
 
 def _all_clean(events: list[dict]) -> list[PublishedEvent] | None:
     """Every event as a PublishedEvent when nothing needs a closer look, else None."""
-    if payloads_problem([event["payload"] for event in events]) is not None:
-        return None
     accepted = []
     for event in events:
         source = event["source"]

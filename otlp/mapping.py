@@ -26,7 +26,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from events.validation import is_valid_topic
+from events.validation import MAX_PAYLOAD_DEPTH, is_valid_topic
 from otlp.event_ids import RECORD_UID_ATTRIBUTE, context_hasher, derived_event_id, parse_record_uid
 
 DEFAULT_TOPIC = "otlp"
@@ -69,7 +69,9 @@ def map_export(export: ExportLogsServiceRequest, *, topic_attribute: str, receiv
     received = received_at.astimezone(UTC).replace(tzinfo=None)
     for r, resource_logs in enumerate(export.resource_logs):
         try:
-            resource = _Resource(key_values(resource_logs.resource.attributes), topic_attribute)
+            resource = _Resource(
+                key_values(resource_logs.resource.attributes, CONTEXT_ATTRIBUTES_DEPTH), topic_attribute
+            )
         except RecordRejected as exc:
             for s, scope_logs in enumerate(resource_logs.scope_logs):
                 for n in range(len(scope_logs.log_records)):
@@ -199,7 +201,7 @@ def _scope_part(scope: InstrumentationScope, schema_url: str) -> dict:
     if scope.version:
         part["version"] = scope.version
     if scope.attributes:
-        part["attributes"] = key_values(scope.attributes)
+        part["attributes"] = key_values(scope.attributes, CONTEXT_ATTRIBUTES_DEPTH)
     if scope.dropped_attributes_count:
         part["dropped_attributes_count"] = scope.dropped_attributes_count
     if schema_url:
@@ -207,9 +209,17 @@ def _scope_part(scope: InstrumentationScope, schema_url: str) -> dict:
     return part
 
 
-def key_values(pairs: Iterable[KeyValue]) -> dict:
-    """Attributes (or a kvlist) as a JSON object; a key twice is refused, as /publish refuses it."""
-    result = {pair.key: any_value(pair.value) for pair in pairs}
+# Where a value sits in the payload (1 is the payload object itself), so that
+# AnyValue nesting obeys /publish's depth rule: attribute values sit at 3,
+# resource and scope attribute values at 4, the body at 2.
+ATTRIBUTES_DEPTH = 2
+CONTEXT_ATTRIBUTES_DEPTH = 3
+BODY_DEPTH = 2
+
+
+def key_values(pairs: Iterable[KeyValue], depth: int = ATTRIBUTES_DEPTH) -> dict:
+    """Attributes (or a kvlist) at `depth` as a JSON object; a key twice is refused, as /publish refuses it."""
+    result = {pair.key: any_value(pair.value, depth + 1) for pair in pairs}
     if len(result) != len(pairs):
         seen = set()
         twice = next(pair.key for pair in pairs if pair.key in seen or seen.add(pair.key))
@@ -217,7 +227,7 @@ def key_values(pairs: Iterable[KeyValue]) -> dict:
     return result
 
 
-def any_value(value: AnyValue):
+def any_value(value: AnyValue, depth: int = BODY_DEPTH):
     """An AnyValue as JSON: bytes in base64 and non-finite doubles as strings, as OTLP JSON writes them."""
     kind = value.WhichOneof("value")
     # The common kinds first, inline: this runs for every attribute of every record.
@@ -232,10 +242,12 @@ def any_value(value: AnyValue):
         return "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
     if kind == "bool_value":
         return value.bool_value
+    if kind in ("array_value", "kvlist_value") and depth > MAX_PAYLOAD_DEPTH:
+        raise RecordRejected(f"is nested more than {MAX_PAYLOAD_DEPTH} levels deep")
     if kind == "array_value":
-        return [any_value(item) for item in value.array_value.values]
+        return [any_value(item, depth + 1) for item in value.array_value.values]
     if kind == "kvlist_value":
-        return key_values(value.kvlist_value.values)
+        return key_values(value.kvlist_value.values, depth)
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
     if kind is None:

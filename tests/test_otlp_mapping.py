@@ -3,9 +3,11 @@
 import uuid
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
+from events.validation import InvalidEvents, parse_events
 from otlp.mapping import map_export, topic_from_service_name
 from tests.otlp_exports import SPAN_ID, TIME_UNIX_NANO, TRACE_ID, export, record
 
@@ -212,3 +214,34 @@ def test_a_record_without_a_body_has_none_in_its_payload_and_an_empty_value_is_n
 
     assert "body" not in payload
     assert payload["attributes"] == {"empty": None}
+
+
+def nested_arrays(levels: int):
+    """An export whose one record's body is `levels` arrays, one in another (built in place: no decoder limit)."""
+    request = export(record(None))
+    value = request.resource_logs[0].scope_logs[0].log_records[0].body
+    for _ in range(levels):
+        value = value.array_value.values.add()
+    value.string_value = "bottom"
+    return request
+
+
+def publish_body(payload: dict) -> bytes:
+    event = {"topic": "t", "event_id": str(uuid.uuid4()), "timestamp": "2026-01-01T00:00:00Z", "source": "s"}
+    return msgspec.json.encode({**event, "payload": payload})
+
+
+@pytest.mark.parametrize("levels", [63, 64])
+def test_nesting_is_limited_exactly_as_publish_limits_payloads(levels):
+    result = mapped(nested_arrays(levels))
+    payload = {"body": "bottom"}
+    for _ in range(levels):
+        payload["body"] = [payload["body"]]
+
+    if levels == 63:
+        assert len(result.events) == 1
+        assert parse_events(publish_body(payload), max_events=1)
+    else:
+        assert result.rejections == ["resourceLogs[0].scopeLogs[0].logRecords[0]: is nested more than 64 levels deep"]
+        with pytest.raises(InvalidEvents, match="nested more than 64 levels deep"):
+            parse_events(publish_body(payload), max_events=1)

@@ -39,7 +39,7 @@ def otel_logger():
         logger = logging.getLogger(f"tests.otlp.{uuid.uuid4().hex}")
         logger.propagate = False
         logger.setLevel(logging.INFO)
-        logger.addHandler(LoggingHandler(logger_provider=provider))
+        logger.addHandler(LoggingHandler(logger_provider=provider, log_code_attributes=True))
         providers.append(provider)
         loggers.append(logger)
         return logger, provider
@@ -74,6 +74,7 @@ def test_python_logging_records_arrive_with_the_otlp_mapping(aggregator_server, 
     assert payload["body"] == "payment p-1 declined"
     assert (payload["severity_text"], payload["severity_number"]) == ("WARN", 13)
     assert payload["attributes"]["order_id"] == 42
+    assert payload["attributes"]["code.function.name"] == "test_python_logging_records_arrive_with_the_otlp_mapping"
     assert payload["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert payload["span_id"] == format(span.get_span_context().span_id, "016x")
     assert payload["resource"]["attributes"]["service.name"] == "checkout-api"

@@ -240,3 +240,21 @@ def test_over_the_publish_rate_is_429_with_retry_after(post, settings):
     assert second.status_code == 429
     assert int(second["Retry-After"]) > 0
     assert status_of(second).code == code_pb2.RESOURCE_EXHAUSTED
+
+
+def test_a_declared_length_of_2_gib_is_413_before_anything_is_read(post, stats):
+    response = post(sample_export().SerializeToString(), CONTENT_LENGTH=str(2 * 1024**3))
+
+    assert response.status_code == 413
+    assert "larger than the" in status_of(response).message
+    assert stats()["received"] == 0
+
+
+def test_the_schema_documents_both_encodings_and_every_answer(api):
+    operation = api.get("/openapi.json").json()["paths"]["/v1/logs"]["post"]
+
+    assert set(operation["requestBody"]["content"]) == {PROTOBUF, "application/json"}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "413", "415", "429", "503"}
+    assert set(operation["responses"]["200"]["content"]) == {PROTOBUF, "application/json"}
+    assert "log.record.uid" in operation["description"]
+    assert all(parameter["name"] != "format" for parameter in operation.get("parameters", []))

@@ -100,6 +100,29 @@ _STATUS_JSON = {
     "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
 }
 
+LOGS_DESCRIPTION = """\
+The OTLP/HTTP logs endpoint: any OpenTelemetry SDK or Collector can export here (`application/x-protobuf` or the
+OTLP JSON encoding, optionally `Content-Encoding: gzip`). The answer, in the request's encoding, comes once the
+accepted records are in the durable intake queue; errors are a `google.rpc.Status`. Records that cannot be mapped
+or fail the checks `/publish` applies are counted in `partialSuccess` with their place and reason; the others are
+kept.
+
+Each log record becomes one event:
+
+- **topic**: the record's, else the resource's attribute named by `LOGGREGATOR_OTLP_TOPIC_ATTRIBUTE` (default
+  `loggregator.topic`; an invalid topic rejects the record); else the resource's `service.name` with every character
+  other than letters, digits, `_` and `.` made `_`, empty segments dropped, segments past the fifth joined to it
+  with `_`, cut at 255 characters (`checkout-api.eu/v2` becomes `checkout_api.eu_v2`); else `otlp`.
+- **event_id**: the `log.record.uid` attribute when it is a UUID or a ULID; else a version 8 UUID from SHA-256 over
+  the resource, the scope and the whole record, so an exporter's retry is the same event and records that differ in
+  anything are different events.
+- **timestamp**: `time_unix_nano`, else `observed_time_unix_nano`, else the time of receipt.
+- **source**: the resource's `service.instance.id`, else `host.name`, else `service.name`, else `otlp`.
+- **payload**: `body` (as JSON; bytes in base64), `severity_text`, `severity_number`, `event_name`, `attributes`,
+  `dropped_attributes_count`, `trace_id` and `span_id` in hex, `flags`, `time_unix_nano`,
+  `observed_time_unix_nano` (each when set), `resource` (`attributes`...) and `scope` (`name`, `version`...).
+"""
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 

@@ -15,7 +15,7 @@ from events.backpressure import refuse_when_backlogged
 from otlp.checks import check_events
 from otlp.errors import status_exception_handler
 from otlp.mapping import map_export
-from otlp.openapi import LOGS_REQUEST, logs_responses
+from otlp.openapi import LOGS_DESCRIPTION, LOGS_REQUEST, logs_responses
 from otlp.parsers import OtlpJsonParser, OtlpProtobufParser
 from otlp.renderers import MessageResponse, ProtobufJsonRenderer, ProtobufRenderer, SameEncodingAsRequest
 
@@ -40,15 +40,7 @@ class LogsView(APIView):
 
     @extend_schema(
         summary="Export logs over OTLP/HTTP",
-        description=(
-            "The OTLP/HTTP logs endpoint: any OpenTelemetry SDK or Collector can export here "
-            "(`application/x-protobuf` or OTLP JSON, optionally `Content-Encoding: gzip`). Each log record "
-            'becomes an event (README, "OpenTelemetry ingest", has the mapping); its event_id is its '
-            "`log.record.uid` or derived from its content, so an exporter's retries are stored once. "
-            "Records that cannot be mapped or fail the /publish checks are counted in "
-            "`partialSuccess` with the reason; the others are kept. The answer is in the request's encoding; "
-            "errors are a `google.rpc.Status`."
-        ),
+        description=LOGS_DESCRIPTION,
         request=LOGS_REQUEST,
         # The encoding is the request's Content-Type; DRF's ?format= override is not used.
         parameters=[OpenApiParameter("format", exclude=True)],

@@ -116,8 +116,11 @@ def run_query_workload(config: ServerConfig, *, quick: bool, events: int | None,
 
 
 def _measure_reads(config: ServerConfig, sizes: tuple[int, int], seed: int) -> dict[int, dict[str, Any]]:
-    """Both sizes served at once and every query sent to each in turn, so that the machine's
-    drift weighs on both alike."""
+    """Read the same queries from both sizes.
+
+    Both sizes are served at once and every query is sent to each in turn, so that the machine's drift weighs on
+    both alike.
+    """
     now = datetime.now(UTC)
     rare_start = now - timedelta(days=RARE_DAY)
     rare_day = (rare_start.isoformat(), (rare_start + timedelta(days=1)).isoformat())

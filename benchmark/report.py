@@ -14,6 +14,7 @@ TARGET_BATCHED_PERCENT_OF_CEILING = 30.0
 TARGET_SINGLE_EVENTS_PER_SECOND = 3_000
 TARGET_READ_RATIO = 2.0
 TARGET_RSS_MIB = 200.0
+TARGET_OTLP_PERCENT_OF_PUBLISH = 80.0
 
 COLUMNS = (
     ("workload", "{workload}", "<"),
@@ -127,6 +128,15 @@ def targets(results: list[dict[str, Any]]) -> list[tuple[str, str, bool | None]]
             None if rate is None else rate >= TARGET_SINGLE_EVENTS_PER_SECOND,
         )
     )
+    if otlp := [r["percent_of_publish"] for r in results if r.get("percent_of_publish") is not None]:
+        percent = _median(otlp)
+        checks.append(
+            (
+                f"otlp end to end >= {TARGET_OTLP_PERCENT_OF_PUBLISH:.0f}% of /publish with the same records",
+                f"{percent:.1f}%",
+                percent >= TARGET_OTLP_PERCENT_OF_PUBLISH,
+            )
+        )
     long_runs = [r for r in results if r.get("long_run") and r["ok"]]
     for result in long_runs[-1:]:
         long_run = result["long_run"]

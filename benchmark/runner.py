@@ -55,7 +55,7 @@ def run_workload(
     directory = Path(tempfile.mkdtemp(prefix=f"loggregator-bench-{workload.name}-", dir=temp_root))
     try:
         with (
-            _database(config) as config,
+            fresh_database(config) as config,
             _null_server(workload, directory, config) as null_server,
             BenchmarkServer(directory, config) as server,
         ):
@@ -98,7 +98,7 @@ def _null_server(workload: Workload, directory: Path, config: ServerConfig) -> I
 
 
 @contextmanager
-def _database(config: ServerConfig) -> Iterator[ServerConfig]:
+def fresh_database(config: ServerConfig) -> Iterator[ServerConfig]:
     """The config with a fresh database for one workload (SQLite: the server makes its own file)."""
     if config.postgres_url is None:
         yield config

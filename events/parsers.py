@@ -25,17 +25,21 @@ class PublishedEventsParser(BaseParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         config = settings.LOGGREGATOR
-        limit = config["MAX_BODY_BYTES"]
-        meta = parser_context["request"].META
-        encoding = meta.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
-        if encoding not in ("identity", "gzip"):
-            raise UnsupportedContentEncoding()
-        if int(meta.get("CONTENT_LENGTH") or 0) > limit:
-            raise PayloadTooLarge(f"The request body is larger than the {limit}-byte limit.")
-        body = _read_at_most(stream, limit)
-        if encoding == "gzip":
-            body = _gunzip_at_most(body, limit)
+        body = read_body(stream, parser_context["request"].META, limit=config["MAX_BODY_BYTES"])
         return parse_events(body, max_events=config["MAX_BATCH_EVENTS"])
+
+
+def read_body(stream, meta, *, limit: int) -> bytes:
+    """The request body, gunzipped if it says so, refused (413) once over `limit` bytes either way."""
+    encoding = meta.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
+        raise UnsupportedContentEncoding()
+    if int(meta.get("CONTENT_LENGTH") or 0) > limit:
+        raise PayloadTooLarge(f"The request body is larger than the {limit}-byte limit.")
+    body = _read_at_most(stream, limit)
+    if encoding == "gzip":
+        body = _gunzip_at_most(body, limit)
+    return body
 
 
 def _read_at_most(stream, limit: int) -> bytes:

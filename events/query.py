@@ -231,8 +231,10 @@ class EventQuery:
         return applied
 
     def as_params(self) -> dict[str, str | list[str]]:
-        """GET /events parameters for this very query: relative instants made absolute,
-        so that every page of a walk reads the same window."""
+        """Return the GET /events parameters of this very query.
+
+        Relative instants are made absolute, so that every page of a walk reads the same window.
+        """
         params = {"topic": self.pattern.text, "order": self.order}
         if self.since:
             params["since"] = self.since.isoformat()
@@ -368,8 +370,10 @@ def parse_instant(name: str, raw: str | None, *, now: datetime) -> datetime | No
 
 
 def refuse_unknown_params(params, *, known: tuple[str, ...], payload_paths: bool = True) -> None:
-    """A 400 naming the first parameter not `known` (nor a payload path, nor DRF's `format`):
-    a typo (`sorce=`) must not silently widen the search."""
+    """Refuse with a 400 the first parameter not `known` (nor a payload path, nor DRF's `format`).
+
+    A typo (`sorce=`) must not silently widen the search.
+    """
     known = (*known, api_settings.URL_FORMAT_OVERRIDE)
     for name in params:
         if name not in known and not (payload_paths and name.startswith(PAYLOAD_PREFIX)):

@@ -4,7 +4,6 @@ import time
 from dataclasses import asdict
 from urllib.parse import urlencode
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -20,7 +19,7 @@ from events.auth import (
     ReadKeyRequired,
     ReadRateThrottle,
 )
-from events.exceptions import QueueFull
+from events.backpressure import refuse_when_backlogged
 from events.models import Event
 from events.openapi import PUBLISH_REQUEST
 from events.parsers import PublishedEventsParser
@@ -77,25 +76,13 @@ class PublishView(APIView):
         },
     )
     def post(self, request):
-        _refuse_when_backlogged()
+        refuse_when_backlogged()
         events = request.data
         if not isinstance(events, list):  # an empty body parses to {}
             raise InvalidEvents("The request body is empty: send one event or an array of events.")
         intake.enqueue(events)
         background.notify_new_work()
         return Response({"accepted": len(events)}, status=status.HTTP_202_ACCEPTED)
-
-
-def _refuse_when_backlogged() -> None:
-    """503 while the backlog is over its limit, before the body is even read.
-
-    A soft limit: requests checked at the same moment may all pass, so the
-    backlog can overshoot by what they carry.
-    """
-    config = settings.LOGGREGATOR
-    limit = config["MAX_QUEUED_EVENTS"]
-    if limit and (queued := counters.queued_total()) >= limit:
-        raise QueueFull(queued=queued, limit=limit, retry_after=config["BACKPRESSURE_RETRY_AFTER"])
 
 
 class EventListView(APIView):

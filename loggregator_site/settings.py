@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "events",
+    "otlp",
     "publisher",
     "benchmark",
 ]
@@ -195,6 +196,11 @@ LOGGREGATOR = {
     "READ_RATE": env_rate("LOGGREGATOR_READ_RATE"),
     # Counter rows per topic; writers spread over them so no single row is hot.
     "COUNTER_SHARDS": env_int("LOGGREGATOR_COUNTER_SHARDS", 4, minimum=1),
+    # POST /v1/logs (OTLP): largest body, compressed or decompressed (413
+    # above; the OTLP specification recommends at least 20 MiB).
+    "OTLP_MAX_BODY_BYTES": env_int("LOGGREGATOR_OTLP_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1),
+    # The log-record or resource attribute that names a record's topic.
+    "OTLP_TOPIC_ATTRIBUTE": env_str("LOGGREGATOR_OTLP_TOPIC_ATTRIBUTE", "loggregator.topic"),
 }
 
 LOGGING = {

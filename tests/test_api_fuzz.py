@@ -13,11 +13,13 @@ from django.conf import settings as django_settings
 from django.core.wsgi import get_wsgi_application
 from django.test import override_settings
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from events.auth import hash_key, new_key
 from events.models import ApiKey
 
+# OTLP's protobuf bodies are bytes, sent as they are.
+schemathesis.serializer.alias("application/x-protobuf", "application/octet-stream")
 # The schema of the service as api_key below sets it up (keys exist, reads
 # protected), loaded at collection, before any database exists. Not
 # loggregator_site.wsgi: that one also starts the in-process consumer thread.
@@ -55,11 +57,20 @@ def api_key(settings):
 def test_the_api_answers_every_generated_request_as_its_schema_says(case, api_key):
     # Every check schemathesis has (no 5xx, documented statuses, headers and
     # bodies, invalid data refused...), valid data accepted as defined below.
+    excluded = [positive_data_acceptance, schema_valid_data_is_accepted, negative_data_rejection]
     case.call_and_validate(
         headers={"Host": "localhost", "Authorization": f"Bearer {api_key}"},
-        excluded_checks=[positive_data_acceptance],
+        excluded_checks=excluded if case.path in LENIENT_DECODERS else excluded[:1],
         additional_checks=[schema_valid_data_is_accepted],
     )
+
+
+# Bodies whose validity JSON Schema cannot state, so generated "valid" and
+# "invalid" bodies mean little there: the protobuf JSON mapping takes null for
+# any field, numbers as strings and ignores unknown fields, and any bytes may
+# be a protobuf. Their own decoders are fuzzed in tests/test_otlp_fuzz.py;
+# here they are still held to no 5xx and documented statuses and bodies.
+LENIENT_DECODERS = ("/v1/logs",)
 
 
 # Rules on JSON values that JSON Schema cannot express; the schema states them in prose.

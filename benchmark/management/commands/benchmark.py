@@ -5,17 +5,21 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from benchmark import query_workload, report
+from benchmark import otlp_workload, query_workload, report
 from benchmark.profile import available as profiler_available
 from benchmark.query_workload import QUERY, run_query_workload
 from benchmark.runner import run_workload
 from benchmark.server import ServerConfig
 from benchmark.workloads import FULL, NAMES, QUICK
 
+# Run only when named: otlp (OTLP ingest against /publish, on servers of its own: benchmark.otlp_workload) and
+# query (reads at 10k and 1M stored events, and what the query indexes cost on ingest: benchmark.query_workload).
+CHOICES = (*NAMES, otlp_workload.NAME, QUERY)
+
 
 def workload_names(value: str) -> list[str]:
     names = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in (*NAMES, QUERY)]
+    unknown = [name for name in names if name not in CHOICES]
     if unknown or not names:
         raise ValueError(value)
     return names
@@ -37,8 +41,7 @@ class Command(BaseCommand):
             "--workloads",
             type=workload_names,
             default=list(NAMES),
-            help=f"Comma-separated workloads to run, from {', '.join(NAMES)} (default: all), and {QUERY} "
-            "(reads at 10k and 1M stored events, and what the query indexes cost on ingest; only when named).",
+            help=f"Comma-separated workloads to run, from {', '.join(CHOICES)} (default: all but otlp and query).",
         )
         parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run of a minute or two.")
         parser.add_argument(
@@ -108,6 +111,12 @@ class Command(BaseCommand):
         results = []
         for run in range(repeat):
             for name in (name for name in workloads if name != QUERY):
+                # Each run of each workload gets events of its own.
+                workload_seed = seed + run * len(CHOICES) + CHOICES.index(name)
+                if name == otlp_workload.NAME:
+                    records = events or (otlp_workload.QUICK_RECORDS if quick else otlp_workload.FULL_RECORDS)
+                    results += otlp_workload.run(config, seed=workload_seed, records=records)
+                    continue
                 workload = catalogue[name]
                 if events is not None:
                     workload = workload.with_events(events)
@@ -115,8 +124,6 @@ class Command(BaseCommand):
                     self.stderr.write(
                         f"{name} (run {run + 1}/{repeat}): {workload.description}, {workload.events:,} events"
                     )
-                # Each run of each workload gets events of its own.
-                workload_seed = seed + run * len(NAMES) + NAMES.index(name)
                 results.append(
                     run_workload(
                         workload,

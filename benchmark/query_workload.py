@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 import requests
 
-from benchmark.runner import _database, run_workload
+from benchmark.runner import fresh_database, run_workload
 from benchmark.server import BenchmarkServer, ServerConfig
 from benchmark.workloads import FULL, QUICK
 from events.models import Event, Stats
@@ -160,7 +160,7 @@ def _serve_loaded(stack: ExitStack, config: ServerConfig, size: int, *, now: dat
     """A server on a fresh database holding `size` events: (server, events per topic, load seconds)."""
     directory = Path(tempfile.mkdtemp(prefix=f"loggregator-bench-query-{size}-"))
     stack.callback(shutil.rmtree, directory, ignore_errors=True)
-    config = stack.enter_context(_database(config))
+    config = stack.enter_context(fresh_database(config))
     server = stack.enter_context(BenchmarkServer(directory, config))
     postgres = config.database_url is not None
     started = time.monotonic()

@@ -179,7 +179,11 @@ class AggregatorServer(ManagedProcess):
 
     def start(self) -> None:
         self.spawn(gunicorn("loggregator_site.wsgi", port=self.port, workers=self.workers))
-        wait_for(self._ready, message=f"{self.name} to answer on {self.url}")
+        try:
+            wait_for(self._ready, message=f"{self.name} to answer on {self.url}")
+        except BaseException:
+            self.kill()  # no fixture teardown runs for a server that never started: don't leave it behind
+            raise
 
     def _ready(self) -> bool:
         if not self.running:

@@ -189,7 +189,11 @@ class AggregatorServer(ManagedProcess):
                 "--workers", str(self.workers),
             ]
         )  # fmt: skip
-        wait_for(self._ready, message=f"{self.name} to answer on {self.url}")
+        try:
+            wait_for(self._ready, message=f"{self.name} to answer on {self.url}")
+        except BaseException:
+            self.kill()  # no fixture teardown runs for a server that never started: don't leave it behind
+            raise
 
     def _ready(self) -> bool:
         if not self.running:

@@ -91,7 +91,8 @@ class _Accepted:
 def enqueue(events: list[PublishedEvent]) -> None:
     """Commit the events to the queue and count them as received: all or nothing.
 
-    Returns once committed. Concurrent calls share transactions (group commit).
+    Returns once committed; consumers are told (events.wakeup). Concurrent
+    calls share transactions (group commit).
     """
     _group_commit.submit(_Accepted(encode(events), len(events), Counter(event.topic for event in events)))
 
@@ -108,7 +109,7 @@ def _write_accepted(accepted: list[_Accepted]) -> None:
             [(accepted_at, item.event_count, item.body) for item in accepted],
         )
         counters.add_received(received_by_topic)
-        wakeup.notify_at_commit()
+        wakeup.announce_at_commit()
 
 
 _group_commit = GroupCommit(_write_accepted)

@@ -7,10 +7,11 @@ Django's WSGI handler into a fresh, migrated database (a temporary SQLite file
 unless --database-url names one this may fill), each stored by the consumer
 before the next (one intake row per transaction, as under a slow trickle), and
 prints the median CPU time of this thread per request for: the whole request
-(Django, the view, validation, the intake commit), validation alone, the
-intake commit alone, the consumer's transaction for one row, and the framework
-alone (Django's handler around a view that only parses the body). No
-concurrency and no HTTP server: `manage.py benchmark` measures those.
+(Django, the view, validation, the intake commit), the consumer's transaction
+for one row, admission (key, rate limit, backlog query), validation and the
+intake commit alone, and the framework alone (Django's handler around a view
+that only parses the body). No concurrency and no HTTP server: `manage.py
+benchmark` measures those.
 """
 
 import argparse
@@ -44,11 +45,13 @@ def main():
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
     from django.core.management import call_command
+    from django.test import RequestFactory
     from django.urls import path, set_urlconf
 
     from benchmark import framework_app
     from benchmark.workloads import FULL, build_plan
     from events import intake, store
+    from events.admission import admit_publisher
     from events.validation import parse_events
 
     call_command("migrate", verbosity=0)
@@ -87,7 +90,9 @@ def main():
         assert status.startswith("202"), status
         timed("consumer: one transaction storing one queued event", store.process_next_batch, max_events=5000)
     max_events = settings.LOGGREGATOR["MAX_BATCH_EVENTS"]
+    requests = RequestFactory(REMOTE_ADDR="127.0.0.1")
     for body in bodies[args.requests : 2 * args.requests]:
+        timed("  admission: key, rate limit, backlog", admit_publisher, requests.post("/publish"))
         events = timed("  validation: parse_events", parse_events, body, max_events=max_events)
         timed("  intake commit: intake.enqueue", intake.enqueue, events)
         store.process_next_batch(max_events=5000)

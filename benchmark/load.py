@@ -3,8 +3,9 @@
 It builds and serialises every request, measures the ceiling on the same
 events and the load ceiling (the same requests sent to a server that does
 nothing, when one is given), then starts the clock and sends the requests over N keep-alive
-connections (one publisher AggregatorClient per thread, taking the next
-request from a shared counter). A second thread polls /stats, so the run
+connections: with wrk (benchmark.wrk) when it is installed, else with one
+publisher AggregatorClient per thread, taking the next request from a shared
+counter (a millisecond of CPU per request: it limits single-event runs). A second thread polls /stats, so the run
 knows when every event has been processed: that moment ends the end-to-end
 time, the last 202 ends the accept time.
 
@@ -24,7 +25,7 @@ from pathlib import Path
 import msgspec
 import requests
 
-from benchmark import ceiling
+from benchmark import ceiling, wrk
 from benchmark.workloads import Plan, Workload, build_plan
 from publisher.client import AggregatorClient, PublishError
 from publisher.generator import EventGenerator
@@ -51,6 +52,10 @@ class DriverSpec:
     ceiling_database: str
     # The null server (benchmark.null_app) for the load ceiling; None: not measured.
     null_url: str | None = None
+    # A bare Django view (benchmark.framework_app) for the framework ceiling; None: not measured.
+    framework_url: str | None = None
+    # "wrk" or "requests" (the publisher's client).
+    sender: str = "wrk"
 
 
 @dataclass
@@ -75,10 +80,15 @@ class DriverResult:
     # Seconds to send every request to the null server: what the load driver
     # and gunicorn alone allow; 0 when not measured.
     load_ceiling_seconds: float = 0.0
+    # The same for the bare Django view: what the framework alone allows; 0 when not measured.
+    framework_ceiling_seconds: float = 0.0
+    sender: str = "requests"
     started_at: float = 0.0  # time.monotonic() when the clock started (one clock for all processes)
     accept_seconds: float = 0.0
     end_to_end_seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
+    # (p50, p99) when the sender reports percentiles rather than every latency (wrk).
+    latency_percentiles_ms: tuple[float, float] | None = None
     retries: int = 0
     resent: int = 0
     error: str | None = None
@@ -158,9 +168,12 @@ def drive(spec: DriverSpec, parent=None) -> DriverResult:
         expected_duplicates=plan.duplicates,
         ceiling_events_per_second=measured.events_per_second,
         ceiling_seconds=measured.seconds,
+        sender=spec.sender,
     )
     if spec.null_url:
-        result.load_ceiling_seconds = _load_ceiling(spec.null_url, plan, workload)
+        result.load_ceiling_seconds = _seconds_to_send(spec.null_url, plan, workload, spec.sender)
+    if spec.framework_url:
+        result.framework_ceiling_seconds = _seconds_to_send(spec.framework_url, plan, workload, spec.sender)
     session = requests.Session()
     _warm_up(spec.url, workload.connections, session)
     if plan.preload_bodies:
@@ -170,7 +183,7 @@ def drive(spec: DriverSpec, parent=None) -> DriverResult:
     if parent is not None:
         parent.send("ready")
         parent.recv()
-    _play(spec.url, plan, workload, result)
+    _play(spec.url, plan, workload, result, spec.sender)
     if parent is not None:
         parent.send("finished")
     if workload.long_run and result.error is None:
@@ -192,16 +205,19 @@ class _Senders:
         self.retries = [0] * connections
         self.resent = [0] * connections
         self.failed = threading.Event()
+        self.started_at = self.finished_at = 0.0
         self._next_request = itertools.count()
         self._threads = [threading.Thread(target=self._send, args=(n,), name=f"sender-{n}") for n in range(connections)]
 
     def start(self) -> None:
+        self.started_at = time.monotonic()
         for thread in self._threads:
             thread.start()
 
     def join(self) -> None:
         for thread in self._threads:
             thread.join()
+        self.finished_at = time.monotonic()
 
     def _send(self, index: int) -> None:
         bodies = self.plan.bodies
@@ -219,34 +235,38 @@ class _Senders:
                 self.resent[index] += outcome.maybe_landed * self.plan.sizes[i]
 
 
-def _load_ceiling(url: str, plan: Plan, workload: Workload) -> float:
-    """Seconds the load driver takes to send every request to the null server."""
-    senders = _Senders(url, plan, workload.connections)
-    started = time.monotonic()
+def _senders(url: str, plan: Plan, workload: Workload, sender: str) -> _Senders | wrk.WrkSenders:
+    if sender == "wrk":
+        return wrk.WrkSenders(url, plan.bodies, workload.connections)
+    return _Senders(url, plan, workload.connections)
+
+
+def _seconds_to_send(url: str, plan: Plan, workload: Workload, sender: str) -> float:
+    """Seconds the load driver takes to send every request to a ceiling's server."""
+    senders = _senders(url, plan, workload, sender)
     senders.start()
     senders.join()
     if senders.problems:
-        raise RuntimeError(f"the null server failed: {'; '.join(senders.problems[:3])}")
-    return time.monotonic() - started
+        raise RuntimeError(f"the ceiling's server at {url} failed: {'; '.join(senders.problems[:3])}")
+    return senders.finished_at - senders.started_at
 
 
-def _play(url: str, plan: Plan, workload: Workload, result: DriverResult) -> None:
+def _play(url: str, plan: Plan, workload: Workload, result: DriverResult, sender: str) -> None:
     total = plan.events
     target = {
         "received": result.before["received"] + total,
         "processed": _processed(result.before) + total,
     }
-    senders = _Senders(url, plan, workload.connections)
+    senders = _senders(url, plan, workload, sender)
 
     poll_interval = LONG_RUN_POLL_INTERVAL if workload.long_run else POLL_INTERVAL
     watcher_session = requests.Session()
-    started = time.monotonic()
-    result.started_at = started
     senders.start()
+    started = result.started_at = senders.started_at
 
     def accepted() -> None:
         senders.join()
-        result.accept_seconds = time.monotonic() - started
+        result.accept_seconds = senders.finished_at - started
 
     joiner = threading.Thread(target=accepted, name="accepted")
     joiner.start()
@@ -267,9 +287,12 @@ def _play(url: str, plan: Plan, workload: Workload, result: DriverResult) -> Non
     if now > deadline and not result.end_to_end_seconds:
         problems.append(f"not processed within {DRAIN_DEADLINE:.0f} s")
     result.after = _stats(watcher_session, url)
-    result.latencies_ms = senders.latencies_ms
-    result.retries = sum(senders.retries)
-    result.resent = sum(senders.resent)
+    if isinstance(senders, _Senders):
+        result.latencies_ms = senders.latencies_ms
+        result.retries = sum(senders.retries)
+        result.resent = sum(senders.resent)
+    else:
+        result.latency_percentiles_ms = senders.latency_ms
     result.error = "; ".join(problems[:3]) or None
 
 

@@ -29,7 +29,7 @@ import django
 import gunicorn.arbiter
 import rest_framework
 
-from events import consumer, counters, intake, parsers, store, validation, views
+from events import consumer, counters, intake, parsers, store, strict_json, validation, views
 
 RATE = 200  # samples per second per thread
 ATTACH_SECONDS = 1.0
@@ -62,7 +62,7 @@ STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("consumer: BEGIN / COMMIT, lock waits", (_mark(store.process_next_batch),)),
     ("consumer: loop, idle waits", (_mark(consumer.Consumer.run),)),
     ("publish: read body", (_mark(parsers._read_at_most),)),
-    ("publish: validate (python pass)", (_mark(validation._check_values),)),
+    ("publish: validate (strict JSON pass)", (_mark(strict_json.check),)),
     ("publish: parse + validate (msgspec)", (_mark(validation.parse_events),)),
     ("publish: encode + compress", (_mark(intake.encode),)),
     ("publish: counters", (_mark(counters.add_received),)),

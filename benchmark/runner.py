@@ -19,7 +19,7 @@ from typing import Any
 
 from benchmark import postgres, profile
 from benchmark.load import DriverResult, DriverSpec, Phases, run_in_process
-from benchmark.server import BenchmarkServer, NullServer, RssSample, RssSampler, ServerConfig
+from benchmark.server import BenchmarkServer, FrameworkServer, NullServer, RssSample, RssSampler, ServerConfig
 from benchmark.workloads import Workload
 
 MIB = 1024
@@ -50,13 +50,15 @@ def run_workload(
     run_name: str | None = None,
     temp_root: str = "/tmp",
     prepare: Callable[[BenchmarkServer], None] | None = None,
+    sender: str = "wrk",
 ) -> dict[str, Any]:
     """Run `workload` on a fresh server; `prepare` changes its database before the load (e.g. drops an index)."""
     directory = Path(tempfile.mkdtemp(prefix=f"loggregator-bench-{workload.name}-", dir=temp_root))
     try:
         with (
             fresh_database(config) as config,
-            _null_server(workload, directory, config) as null_server,
+            _ceiling_server(NullServer, workload, directory, config) as null_server,
+            _ceiling_server(FrameworkServer, workload, directory, config) as framework_server,
             BenchmarkServer(directory, config) as server,
         ):
             if prepare:
@@ -68,6 +70,8 @@ def run_workload(
                 event_table=server.event_table(),
                 ceiling_database=str(directory / "ceiling.sqlite3"),
                 null_url=null_server.url if null_server else None,
+                framework_url=framework_server.url if framework_server else None,
+                sender=sender,
             )
             profiling = _Profiling(server, profile_dir, run_name or workload.name) if profile_dir else None
             with RssSampler(server) as sampler:
@@ -88,12 +92,14 @@ def run_workload(
 
 
 @contextmanager
-def _null_server(workload: Workload, directory: Path, config: ServerConfig) -> Iterator[NullServer | None]:
-    """The load ceiling's server; none for the long run, whose figures are over time."""
+def _ceiling_server(
+    kind: type[BenchmarkServer], workload: Workload, directory: Path, config: ServerConfig
+) -> Iterator[BenchmarkServer | None]:
+    """A load or framework ceiling's server; none for the long run, whose figures are over time."""
     if workload.long_run:
         yield None
         return
-    with NullServer(directory, config) as server:
+    with kind(directory, config) as server:
         yield server
 
 
@@ -139,7 +145,11 @@ def summarise(
     e2e_rate = driven.events / end_to_end if ok and end_to_end > 0 else None
     ceiling_rate = driven.ceiling_events_per_second
     load_rate = driven.events / driven.load_ceiling_seconds if driven.load_ceiling_seconds else None
+    framework_rate = driven.events / driven.framework_ceiling_seconds if driven.framework_ceiling_seconds else None
     latencies = sorted(driven.latencies_ms)
+    p50, p99 = driven.latency_percentiles_ms or (
+        (_percentile(latencies, 50), _percentile(latencies, 99)) if latencies else (None, None)
+    )
     during = [s for s in samples if s.at >= driven.started_at] or samples
     result: dict[str, Any] = {
         "workload": workload.name,
@@ -159,13 +169,18 @@ def summarise(
         "accept_events_per_second": round(driven.events / accept) if ok and accept > 0 else None,
         "end_to_end_seconds": round(end_to_end, 3) if ok else None,
         "end_to_end_events_per_second": round(e2e_rate) if e2e_rate else None,
-        "latency_p50_ms": round(_percentile(latencies, 50), 2) if latencies else None,
-        "latency_p99_ms": round(_percentile(latencies, 99), 2) if latencies else None,
+        "latency_p50_ms": round(p50, 2) if p50 is not None else None,
+        "latency_p99_ms": round(p99, 2) if p99 is not None else None,
         "ceiling_events_per_second": round(ceiling_rate),
         "ceiling_seconds": round(driven.ceiling_seconds, 3),
         "percent_of_ceiling": round(100 * e2e_rate / ceiling_rate, 1) if e2e_rate and ceiling_rate else None,
         "load_ceiling_events_per_second": round(load_rate) if load_rate else None,
         "percent_of_load_ceiling": round(100 * e2e_rate / load_rate, 1) if e2e_rate and load_rate else None,
+        "framework_ceiling_events_per_second": round(framework_rate) if framework_rate else None,
+        "percent_of_framework_ceiling": (
+            round(100 * e2e_rate / framework_rate, 1) if e2e_rate and framework_rate else None
+        ),
+        "sender": driven.sender,
         "rss_max_mib": _rss_max(during),
     }
     if workload.long_run:

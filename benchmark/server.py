@@ -226,6 +226,16 @@ class NullServer(BenchmarkServer):
         self._wait_until_settled()
 
 
+class FrameworkServer(BenchmarkServer):
+    """The same gunicorn serving benchmark.framework_app: the framework ceiling's server."""
+
+    def start(self) -> None:
+        self.env["DJANGO_SETTINGS_MODULE"] = "benchmark.framework_app"
+        self._spawn("framework-gunicorn", self._gunicorn("benchmark.framework_app:application"))
+        self._wait_until_ready()
+        self._wait_until_settled()
+
+
 def _vm_rss(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:

@@ -12,7 +12,6 @@ import atexit
 import logging
 import threading
 
-from django.conf import settings
 from django.db import connections
 
 from events.consumer import Consumer
@@ -20,57 +19,44 @@ from events.db import sole_consumer
 
 logger = logging.getLogger(__name__)
 
-_wakeup = threading.Event()
-_stop = threading.Event()
-_thread: threading.Thread | None = None
+_running: tuple[Consumer, threading.Thread] | None = None
 _lock = threading.Lock()
 
 
-def notify_new_work() -> None:
-    """Wake this process's consumer thread (publishers call it after commit)."""
-    _wakeup.set()
-
-
 def start_consumer_thread() -> None:
-    global _thread
+    global _running
     with _lock:
-        if _thread is not None:
+        if _running is not None:
             return
-        config = settings.LOGGREGATOR
-        consumer = Consumer(
-            batch_events=config["CONSUMER_BATCH_EVENTS"],
-            poll_interval=config["CONSUMER_POLL_INTERVAL"],
-            linger=config["CONSUMER_LINGER"],
-            wakeup=_wakeup,
-        )
-        _stop.clear()
+        consumer = Consumer.from_settings()
         # A daemon thread, stopped at exit (below) after its current batch:
         # interpreter shutdown then never waits on an idle poll.
-        _thread = threading.Thread(target=_run, args=(consumer,), name="loggregator-consumer", daemon=True)
-        _thread.start()
+        thread = threading.Thread(target=_run, args=(consumer,), name="loggregator-consumer", daemon=True)
+        _running = (consumer, thread)
+        thread.start()
         atexit.register(stop_consumer_thread)
         logger.info("In-process consumer started")
 
 
 def _run(consumer: Consumer) -> None:
     try:
-        with sole_consumer(_stop) as active:
+        with sole_consumer(consumer.stop_requested) as active:
             if active:
                 logger.info("In-process consumer active")
-                consumer.run(_stop)
+                consumer.run()
     finally:
         connections.close_all()
 
 
 def stop_consumer_thread(timeout: float = 30.0) -> None:
     """Stop the thread after the batch it is storing; safe to call more than once."""
-    global _thread
+    global _running
     with _lock:
-        thread, _thread = _thread, None
-    if thread is None:
+        running, _running = _running, None
+    if running is None:
         return
-    _stop.set()
-    _wakeup.set()
+    consumer, thread = running
+    consumer.stop()
     thread.join(timeout)
     if thread.is_alive():
         logger.warning("In-process consumer did not stop within %.0f s", timeout)

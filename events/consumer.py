@@ -1,10 +1,11 @@
 """The consumer loop: drain the intake queue through events.store.
 
 The same class runs as a thread inside each web process (events.background)
-and alone as `manage.py run_consumer`. It knows nothing about signals: it runs
-until its stop event is set, and always finishes the batch it is storing.
-While idle it waits on its wake-up event: set by publishers in the same
-process, by a PostgreSQL notification (events.wakeup), or by whoever stops it.
+and alone as `manage.py run_consumer`, both built by Consumer.from_settings().
+It knows nothing about signals: it runs until stop() (or its stop event), and
+always finishes the batch it is storing. While idle it waits on its wake-up
+event: set when this process commits new work, by a PostgreSQL notification
+(events.wakeup), or by stop().
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import threading
 import time
 
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from events import db, wakeup
@@ -45,19 +47,39 @@ class Consumer:
         # Set when there may be new work (or to cut a wait short), so it
         # starts at once instead of at the next poll.
         self.wakeup = wakeup or threading.Event()
+        # Set by stop(), or the event given to run().
+        self.stop_requested = threading.Event()
         self.unique = 0
         self.duplicates = 0
         self._uncheckpointed = 0
         self._last_checkpoint = time.monotonic()
 
-    def run(self, stop: threading.Event, *, until_drained: bool = False) -> None:
-        """Store queued events until `stop` is set (or, with until_drained, the queue is empty).
+    @classmethod
+    def from_settings(cls, **overrides) -> Consumer:
+        """A consumer as settings.LOGGREGATOR configures it, woken by this process's new work."""
+        config = settings.LOGGREGATOR
+        options = {
+            "batch_events": config["CONSUMER_BATCH_EVENTS"],
+            "poll_interval": config["CONSUMER_POLL_INTERVAL"],
+            "linger": config["CONSUMER_LINGER"],
+            "wakeup": wakeup.new_work,
+        }
+        return cls(**{**options, **overrides})
+
+    def stop(self) -> None:
+        """Ask the loop to end after the batch in hand; an idle consumer ends at once."""
+        self.stop_requested.set()
+        self.wakeup.set()
+
+    def run(self, stop: threading.Event | None = None, *, until_drained: bool = False) -> None:
+        """Store queued events until stop() (or `stop` is set; or, with until_drained, the queue is empty).
 
         A running consumer outlives database errors, retrying with a back-off;
         a drain raises them.
-
-        To stop an idle consumer at once, set `stop`, then `wakeup`.
         """
+        if stop is not None:
+            self.stop_requested = stop
+        stop = self.stop_requested
         listener = None
         if not until_drained and wakeup.is_supported():
             listener = wakeup.Listener(self.wakeup, threading.Event())

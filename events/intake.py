@@ -91,13 +91,14 @@ class _Accepted:
 def enqueue(events: list[PublishedEvent]) -> None:
     """Commit the events to the queue and count them as received: all or nothing.
 
-    Returns once committed. Concurrent calls share transactions (group commit).
+    Returns once committed; consumers are told (events.wakeup). Concurrent
+    calls share transactions (group commit).
     """
     _group_commit.submit(_Accepted(encode(events), len(events), Counter(event.topic for event in events)))
 
 
 def _write_accepted(accepted: list[_Accepted]) -> None:
-    table = connection.ops.quote_name(IntakeBatch._meta.db_table)
+    table = _table()
     accepted_at = connection.ops.adapt_datetimefield_value(timezone.now())
     received_by_topic = sum((item.received_by_topic for item in accepted), Counter())
     with write_transaction(), connection.cursor() as cursor:
@@ -108,7 +109,7 @@ def _write_accepted(accepted: list[_Accepted]) -> None:
             [(accepted_at, item.event_count, item.body) for item in accepted],
         )
         counters.add_received(received_by_topic)
-        wakeup.notify_at_commit()
+        wakeup.announce_at_commit()
 
 
 _group_commit = GroupCommit(_write_accepted)
@@ -120,8 +121,19 @@ class ClaimedBatch:
     body: bytes
 
 
+# The consumer's queue statements are plain SQL: under a trickle of single
+# events a transaction holds a few rows, and building ORM queries cost more
+# than running them.
+
+
+def _table() -> str:
+    return connection.ops.quote_name(IntakeBatch._meta.db_table)
+
+
 def has_pending() -> bool:
-    return IntakeBatch.objects.exists()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {_table()} LIMIT 1")
+        return cursor.fetchone() is not None
 
 
 def claim(max_events: int) -> list[ClaimedBatch]:
@@ -131,33 +143,36 @@ def claim(max_events: int) -> list[ClaimedBatch]:
     batches another consumer holds are skipped, so consumers never wait on
     each other; on SQLite the IMMEDIATE transaction already excludes them.
     """
+    table = _table()
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     after = 0
-    while True:
-        candidates = list(
-            IntakeBatch.objects.filter(id__gt=after).order_by("id").values_list("id", "event_count")[:max_events]
-        )
-        if not candidates:
-            return []
-        chosen, total = [], 0
-        for batch_id, event_count in candidates:
-            if chosen and total + event_count > max_events:
-                break
-            chosen.append(batch_id)
-            total += event_count
-        locked = (
-            IntakeBatch.objects.filter(id__in=chosen)
-            .order_by("id")
-            .select_for_update(skip_locked=True)
-            .values_list("id", "body")
-        )
-        claimed = [ClaimedBatch(batch_id, bytes(body)) for batch_id, body in locked]
-        if claimed:
-            return claimed
-        # Other consumers hold all of these; look past them. Each holds one
-        # transaction's worth, so this ends after about as many rounds as
-        # there are consumers, or at the end of the queue.
-        after = chosen[-1]
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                f"SELECT id, event_count FROM {table} WHERE id > %s ORDER BY id LIMIT %s", [after, max_events]
+            )
+            candidates = cursor.fetchall()
+            if not candidates:
+                return []
+            chosen, total = [], 0
+            for batch_id, event_count in candidates:
+                if chosen and total + event_count > max_events:
+                    break
+                chosen.append(batch_id)
+                total += event_count
+            cursor.execute(
+                f"SELECT id, body FROM {table} WHERE id IN ({', '.join(['%s'] * len(chosen))}) ORDER BY id{lock}",
+                chosen,
+            )
+            claimed = [ClaimedBatch(batch_id, bytes(body)) for batch_id, body in cursor.fetchall()]
+            if claimed:
+                return claimed
+            # Other consumers hold all of these; look past them. Each holds one
+            # transaction's worth, so this ends after about as many rounds as
+            # there are consumers, or at the end of the queue.
+            after = chosen[-1]
 
 
 def delete(batch_ids: list[int]) -> None:
-    IntakeBatch.objects.filter(id__in=batch_ids).delete()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {_table()} WHERE id IN ({', '.join(['%s'] * len(batch_ids))})", batch_ids)

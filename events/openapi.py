@@ -5,7 +5,7 @@ from django.db import OperationalError, ProgrammingError
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 from events.auth import key_required
-from events.validation import PublishedEvent
+from events.validation import TOPIC_PATTERN, PublishedEvent
 
 _schema, _components = msgspec.json.schema_components([PublishedEvent], ref_template="#/components/schemas/{name}")
 _event_schema = _components["PublishedEvent"]
@@ -13,6 +13,8 @@ _event_schema = _components["PublishedEvent"]
 for _property in _event_schema["properties"].values():
     if "examples" in _property:
         _property["example"] = _property.pop("examples")[0]
+# events.validation checks the topic pattern itself, outside msgspec's decode.
+_event_schema["properties"]["topic"]["pattern"] = TOPIC_PATTERN
 # NUL cannot be stored (events.validation); msgspec's schema cannot say so.
 _event_schema["properties"]["source"]["pattern"] = "^[^\\u0000]*$"
 # msgspec drops the date-time format once the field carries a description.

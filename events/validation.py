@@ -7,26 +7,20 @@ path. DRF still owns the view, the errors and the schema (events.openapi).
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import UTC, datetime
-from itertools import chain, compress, repeat
-from operator import is_
 from typing import Annotated
 
 import msgspec
+
+from events import strict_json
+from events.strict_json import MAX_PAYLOAD_DEPTH  # noqa: F401  (part of the contract: tests and docs name it)
 
 TOPIC_PATTERN = r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+){0,4}$"
 TOPIC_MAX_LENGTH = 255
 TOPIC_RULE = "must be 1 to 5 dot-separated segments of letters, digits and underscores"
 SOURCE_MAX_LENGTH = 255
-# Deeper payloads are refused: reading one back (json.loads, the renderers)
-# recurses once per level and must stay far from Python's recursion limit.
-MAX_PAYLOAD_DEPTH = 64
-# Integers must fit a signed or an unsigned 64-bit integer, as most readers
-# (PostgreSQL's bigint, JavaScript's BigInt64, Go, Java) can hold them.
-INT_MIN, INT_MAX = -(2**63), 2**64 - 1
 
 # msgspec checks `pattern` with re.search, where `$` also matches before a
 # trailing newline; a full match closes that gap.
@@ -47,7 +41,9 @@ Topic = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=TOPIC_MAX_LENGTH,
-        pattern=TOPIC_PATTERN,
+        # No `pattern` here: msgspec would run the regex once per event, in
+        # Python; _check_topics() matches each distinct topic once instead
+        # (events.openapi puts the pattern back in the schema).
         description="Dot-separated name of 1 to 5 segments of letters, digits and underscores.",
         examples=["orders.eu.created"],
     ),
@@ -74,8 +70,6 @@ class PublishedEvent(msgspec.Struct, gc=False):
 
 
 _decoder = msgspec.json.Decoder(list[PublishedEvent] | PublishedEvent)
-_value_decoder = msgspec.json.Decoder()
-_items_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 class InvalidEvents(Exception):
@@ -107,7 +101,8 @@ def parse_events(body: bytes, *, max_events: int) -> list[PublishedEvent]:
     try:
         decoded = _decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise _describe(str(exc)) from None
+        error = _describe(str(exc))
+        raise _earlier_topic_error(body, error) or error from None
     except msgspec.DecodeError as exc:
         raise InvalidEvents(f"Malformed JSON: {exc}") from None
     except RecursionError:
@@ -118,6 +113,7 @@ def parse_events(body: bytes, *, max_events: int) -> list[PublishedEvent]:
     if len(events) > max_events:
         raise InvalidEvents(f"The batch has {len(events)} events; at most {max_events} are accepted per request.")
     in_batch = isinstance(decoded, list)
+    _check_topics(events, in_batch=in_batch)
     # A newline ending a topic or a NUL can only arrive as a JSON escape; when
     # the body has no backslash at all (one memchr), those checks are skipped.
     has_escapes = b"\\" in body
@@ -129,7 +125,10 @@ def parse_events(body: bytes, *, max_events: int) -> list[PublishedEvent]:
             _check_escapes(event, item=item)
         if event.timestamp.tzinfo is not None:
             _to_naive_utc(event, item=item)
-    _check_values(body, batch=in_batch)
+    try:
+        strict_json.check(body, batch=in_batch)
+    except strict_json.NotStrict as exc:
+        raise InvalidEvents(exc.message, item=exc.item, field=exc.field) from None
     return events
 
 
@@ -138,10 +137,36 @@ _UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 
 
+def _check_topics(events: list[PublishedEvent], *, in_batch: bool) -> None:
+    """Every topic matches TOPIC_PATTERN in full (so no trailing newline either); the first that fails is named."""
+    if all(map(_topic_fullmatch, {event.topic for event in events})):
+        return
+    index = next(index for index, event in enumerate(events) if not _topic_fullmatch(event.topic))
+    raise InvalidEvents(TOPIC_RULE, item=index if in_batch else None, field="topic")
+
+
+class _TopicOnly(msgspec.Struct):
+    topic: str
+
+
+_raw_items_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _earlier_topic_error(body: bytes, error: InvalidEvents) -> InvalidEvents | None:
+    """Find a bad topic in an item before the one the typed decode refused.
+
+    It is reported first, as a decode checking the pattern in order would have.
+    """
+    if not error.item:
+        return None
+    for index, item in enumerate(_raw_items_decoder.decode(body)[: error.item]):
+        if not _topic_fullmatch(msgspec.json.decode(item, type=_TopicOnly).topic):
+            return InvalidEvents(TOPIC_RULE, item=index, field="topic")
+    return None
+
+
 def _check_escapes(event: PublishedEvent, *, item: int | None) -> None:
     """The rules msgspec cannot express about escaped characters."""
-    if not _topic_fullmatch(event.topic):
-        raise InvalidEvents(TOPIC_RULE, item=item, field="topic")
     if "\x00" in event.source:
         raise InvalidEvents("must not contain NUL characters", item=item, field="source")
     payload = bytes(event.payload)
@@ -156,114 +181,6 @@ def _to_naive_utc(event: PublishedEvent, *, item: int | None) -> None:
         event.timestamp = _NAIVE_EPOCH + (event.timestamp - _UTC_EPOCH)
     except OverflowError:
         raise InvalidEvents("is out of range once converted to UTC", item=item, field="timestamp") from None
-
-
-def _check_values(body: bytes, *, batch: bool) -> None:
-    r"""Refuse what the typed decode lets through.
-
-    That is: duplicate keys, integers beyond 64 bits, floats beyond double
-    range, invalid UTF-8 in payload strings, too deep nesting.
-
-    The payload is kept as raw JSON, so the body is decoded once more here.
-    Fast path: walk the decoded body for depth and integer range while counting
-    the keys it kept, and count the keys in the text: with whitespace removed,
-    every `":` ends a key unless the body has a `\"` followed by `:` (a quote
-    inside a string). Equal counts mean no object had a duplicate key. Bodies
-    that fail any of this are checked item by item with the exact (slower)
-    parser, which names the item and field.
-    """
-    try:
-        document = _value_decoder.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        pass  # located below
-    else:
-        problem, keys = _value_problem(document, MAX_PAYLOAD_DEPTH + (2 if batch else 1))
-        if problem is None:
-            text = msgspec.json.format(body, indent=-1)
-            if b'\\":' not in text and text.count(b'":') == keys:
-                return
-    items = _items_decoder.decode(body) if batch else [body]
-    for index, item in enumerate(items):
-        try:
-            _check_item(bytes(item))
-        except InvalidEvents as exc:
-            exc.item = index if batch else None
-            raise
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def _refuse_duplicates(pairs: list[tuple[str, object]]) -> dict:
-    value = dict(pairs)
-    if len(value) != len(pairs):
-        seen = set()
-        raise _DuplicateKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
-    return value
-
-
-def _check_item(item: bytes) -> None:
-    try:
-        value = _value_decoder.decode(item)
-    except msgspec.ValidationError:  # "Number out of range": only the payload holds free-form numbers
-        raise InvalidEvents("has a number beyond the range of a 64-bit float", field="payload") from None
-    except (UnicodeDecodeError, msgspec.DecodeError):
-        raise InvalidEvents("has a string that is not valid UTF-8", field="payload") from None
-    except RecursionError:
-        raise InvalidEvents(f"is nested more than {MAX_PAYLOAD_DEPTH} levels deep", field="payload") from None
-    if problem := _value_problem(value["payload"], MAX_PAYLOAD_DEPTH)[0]:
-        raise InvalidEvents(problem, field="payload")
-    if problem := _value_problem(value, 1 + MAX_PAYLOAD_DEPTH)[0]:
-        raise InvalidEvents(f"The event {problem}")
-    try:
-        json.loads(item, object_pairs_hook=_refuse_duplicates)
-    except _DuplicateKey as exc:
-        key = exc.args[0]
-        try:
-            json.loads(_payload_of(item), object_pairs_hook=_refuse_duplicates)
-        except _DuplicateKey:
-            raise InvalidEvents(f"has the key `{key}` twice in one object", field="payload") from None
-        raise InvalidEvents(f"The event has the key `{key}` twice", field=key) from None
-
-
-def _payload_of(item: bytes) -> bytes:
-    return bytes(msgspec.json.decode(item, type=_PayloadOnly).payload)
-
-
-class _PayloadOnly(msgspec.Struct):
-    payload: msgspec.Raw
-
-
-def _value_problem(value, max_depth: int) -> tuple[str | None, int]:
-    """Why a decoded JSON value is refused, or None; and how many object keys it holds.
-
-    Refused: too deep, or an integer beyond 64 bits.
-    """
-    # A level of the tree at a time: chain, map, compress and set run in C,
-    # so a whole batch costs a few passes per level, not a few per container.
-    level, depth, keys = [value], 1, 0
-    while level:
-        if depth > max_depth:
-            return f"is nested more than {MAX_PAYLOAD_DEPTH} levels deep", keys
-        objects = [container.values() for container in level if type(container) is dict]
-        keys += sum(map(len, objects))
-        arrays = [container for container in level if type(container) is list]
-        values = list(chain.from_iterable(objects + arrays))
-        kinds = list(map(type, values))
-        present = set(kinds)
-        if int in present:
-            numbers = list(compress(values, map(is_, kinds, repeat(int))))
-            if min(numbers) < INT_MIN or max(numbers) > INT_MAX:
-                big = next(item for item in numbers if not INT_MIN <= item <= INT_MAX)
-                return f"has the integer {big} beyond the signed and unsigned 64-bit range", keys
-        if present.isdisjoint(_CONTAINERS):
-            break
-        level, depth = list(compress(values, map(_CONTAINERS.__contains__, kinds))), depth + 1
-    return None, keys
-
-
-_CONTAINERS = frozenset({dict, list})
 
 
 def _describe(error: str) -> InvalidEvents:

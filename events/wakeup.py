@@ -1,10 +1,12 @@
-"""Wake idle consumers as soon as work is queued: LISTEN/NOTIFY on PostgreSQL.
+"""There is new work: intake.enqueue announces every commit, idle consumers wake at once.
 
-Publishing sends a NOTIFY inside the enqueue transaction; PostgreSQL delivers
-it at commit (never on rollback), when the batch is already visible. Each
-consumer keeps one extra connection LISTENing and sets its wake-up event on
-every notification, whichever process or host published. The consumer's poll
-stays as the fallback: on SQLite, and while the listening connection is down.
+Two ways, both at commit (never for a rollback): this process's consumer is
+woken by an in-process event (`new_work`), and on PostgreSQL every consumer,
+whatever process or host it runs in, by a NOTIFY that PostgreSQL delivers at
+commit, when the batch is already visible. Each consumer there keeps one extra
+connection LISTENing (Listener). The consumer's poll stays as the fallback: for
+work queued by other processes on SQLite, and while the listening connection
+is down.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import threading
 
 import psycopg
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -23,16 +25,21 @@ CHANNEL = "loggregator_intake"
 LISTEN_SLICE = 1.0
 MAX_RECONNECT_BACKOFF = 30.0
 
+# Set when this process commits new work; the in-process consumer waits on it.
+new_work = threading.Event()
+
 
 def is_supported() -> bool:
+    """Whether other processes can be notified (PostgreSQL's LISTEN/NOTIFY)."""
     return connection.vendor == "postgresql"
 
 
-def notify_at_commit() -> None:
-    """Call inside the transaction that queues work."""
+def announce_at_commit() -> None:
+    """Call inside the transaction that queues work: consumers hear of it once it commits."""
     if is_supported():
         with connection.cursor() as cursor:
             cursor.execute(f"NOTIFY {CHANNEL}")
+    transaction.on_commit(new_work.set)
 
 
 class Listener(threading.Thread):

@@ -9,7 +9,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 )
 from rest_framework.views import APIView
 
-from events import background, intake
+from events import intake
 from events.auth import ApiKeyAuthentication, PublishKeyRequired, PublishRateThrottle
 from events.backpressure import refuse_when_backlogged
 from otlp.checks import check_events
@@ -66,8 +66,7 @@ class LogsView(APIView):
         )
         events, failed_checks = check_events(mapped.events, mapped.places)
         if events:
-            intake.enqueue(events)
-            background.notify_new_work()
+            intake.enqueue(events)  # announces the committed work to the consumers
         return MessageResponse(export_response(mapped.rejections + failed_checks))
 
 

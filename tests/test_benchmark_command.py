@@ -146,8 +146,15 @@ def driven(**measured) -> DriverResult:
     )
 
 
-def test_the_single_event_target_shows_what_the_load_driver_alone_reaches():
-    run = driven(workload="single16", requests=100, connections=16, load_ceiling_seconds=0.125, end_to_end_seconds=0.2)
+def test_the_single_event_target_shows_what_the_load_driver_and_the_framework_alone_reach():
+    run = driven(
+        workload="single16",
+        requests=100,
+        connections=16,
+        load_ceiling_seconds=0.125,
+        framework_ceiling_seconds=0.16,
+        end_to_end_seconds=0.2,
+    )
 
     result = summarise(FULL["single16"], ServerConfig(), run, [])
     lines = []
@@ -155,8 +162,18 @@ def test_the_single_event_target_shows_what_the_load_driver_alone_reaches():
 
     assert result["load_ceiling_events_per_second"] == 800
     assert result["percent_of_load_ceiling"] == 62.5
-    single = next(line for line in lines if "single16 end to end" in line)
-    assert single.endswith(">= 3,000 ev/s: 500 (the load driver alone, against a server that does nothing: 800)")
+    assert result["framework_ceiling_events_per_second"] == 625
+    assert result["percent_of_framework_ceiling"] == 80.0
+    single = next(line for line in lines if "single16 end to end >= 5,000" in line)
+    assert single.endswith(">= 5,000 ev/s: 500 (the load driver alone, against a server that does nothing: 800)")
+    framework = next(line for line in lines if "of a bare Django view" in line)
+    assert framework == "  [MISSED] single16 end to end >= 85% of a bare Django view: 80.0% of 625"
+
+
+def test_percentiles_reported_by_the_sender_are_the_latencies():
+    result = summarise(FULL["batch5000"], ServerConfig(), driven(latencies_ms=[], latency_percentiles_ms=(2.5, 9)), [])
+
+    assert (result["latency_p50_ms"], result["latency_p99_ms"]) == (2.5, 9)
 
 
 def test_a_wrong_count_is_a_failure_not_a_figure():

@@ -193,3 +193,24 @@ def test_a_topic_ending_in_an_escaped_newline_is_refused(api, topic):
 @pytest.mark.django_db
 def test_an_escaped_backslash_before_u0000_is_ordinary_text(publish, drain):
     assert publish(event(payload={"path": "C:\\u0000"})).status_code == 202
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("later", "field"),
+    [({"timestamp": "yesterday"}, "timestamp"), ({"payload": [1]}, "payload"), ({"topic": "bad topic"}, "topic")],
+)
+def test_the_first_bad_item_is_the_one_named_whatever_else_is_wrong_later(publish, later, field):
+    batch = [event(), event("no spaces allowed"), event(), {**event(), **later}]
+    response = publish(batch)
+    assert response.status_code == 400
+    assert (response.json()["item"], response.json()["field"]) == (1, "topic")
+    assert_nothing_accepted()
+
+
+@pytest.mark.django_db
+def test_a_bad_topic_after_another_bad_field_is_not_the_one_named(publish):
+    batch = [event(), {**event(), "timestamp": "yesterday"}, event("no spaces allowed")]
+    response = publish(batch)
+    assert response.status_code == 400
+    assert (response.json()["item"], response.json()["field"]) == (1, "timestamp")

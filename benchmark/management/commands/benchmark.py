@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from benchmark import otlp_workload, query_workload, report
+from benchmark import otlp_workload, query_workload, report, wrk
 from benchmark.profile import available as profiler_available
 from benchmark.query_workload import QUERY, run_query_workload
 from benchmark.runner import run_workload
@@ -78,6 +78,13 @@ class Command(BaseCommand):
             "and the report sums them per stage of the write path.",
         )
         parser.add_argument(
+            "--sender",
+            choices=("wrk", "requests"),
+            default="wrk" if wrk.available() else "requests",
+            help="What sends the requests: wrk (default when installed) or the publisher's client, "
+            "which costs about a millisecond of CPU per request (default: %(default)s).",
+        )
+        parser.add_argument(
             "--keep-dir", action="store_true", help="Keep each workload's temporary directory (database, logs)."
         )
 
@@ -95,12 +102,15 @@ class Command(BaseCommand):
         seed,
         keep_dir,
         profile,
+        sender,
         **options,
     ):
         if repeat < 1 or workers < 1 or threads < 1 or consumers < 0:
             raise CommandError("--repeat, --workers and --threads must be at least 1, --consumers at least 0.")
         if events is not None and events < 1:
             raise CommandError("--events must be at least 1.")
+        if sender == "wrk" and not wrk.available():
+            raise CommandError("--sender wrk needs wrk: apt-get install wrk")
         if profile is not None and not profiler_available():
             raise CommandError("--profile needs py-spy: pip install py-spy")
         config = ServerConfig(workers=workers, threads=threads, consumers=consumers, postgres_url=postgres)
@@ -132,6 +142,7 @@ class Command(BaseCommand):
                         keep_dir=keep_dir,
                         profile_dir=profile,
                         run_name=f"{name}-{run + 1}",
+                        sender=sender,
                     )
                 )
         queried = None

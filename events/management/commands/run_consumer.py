@@ -1,5 +1,4 @@
 import signal
-import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -31,16 +30,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, once, batch_size, poll_interval, **options):
-        consumer = Consumer(
-            batch_events=batch_size, poll_interval=poll_interval, linger=settings.LOGGREGATOR["CONSUMER_LINGER"]
-        )
-        stop = threading.Event()
+        consumer = Consumer.from_settings(batch_events=batch_size, poll_interval=poll_interval)
 
         def announce(signum):
             self.stdout.write(f"{signal.Signals(signum).name}: stopping after the current batch")
-            consumer.wakeup.set()  # stop is set: an idle consumer need not wait out its poll
+            consumer.stop()  # an idle consumer need not wait out its poll
 
         # A second signal interrupts at once (the batch then rolls back, nothing is lost).
-        with stop_on_signals(stop, announce):
-            consumer.run(stop, until_drained=once)
+        with stop_on_signals(consumer.stop_requested, announce):
+            consumer.run(until_drained=once)
         self.stdout.write(f"Stored {consumer.unique} unique events, dropped {consumer.duplicates} duplicates.")

@@ -1,0 +1,88 @@
+"""The benchmark's wrk sender: every body sent exactly once, and what the server refused reported."""
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from benchmark import wrk
+
+pytestmark = pytest.mark.skipif(not wrk.available(), reason="wrk is not installed (apt-get install wrk)")
+
+
+class RecordingServer(ThreadingHTTPServer):
+    """Answers every POST /publish with `status` and keeps the bodies it got."""
+
+    daemon_threads = True
+
+    def __init__(self, status: int):
+        self.status = status
+        self.bodies: list[bytes] = []
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as wrk expects
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with self.server.lock:
+            self.server.bodies.append(body)
+        answer = b'{"detail": "no"}' if self.server.status != 202 else b'{"accepted": 1}'
+        self.send_response(self.server.status)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(status: int) -> RecordingServer:
+        server = RecordingServer(status)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_every_body_is_sent_once_over_the_connections(serve):
+    server = serve(202)
+    bodies = [b'{"n": %d, "text": "a\\nb"}' % n for n in range(50)]
+
+    senders = wrk.WrkSenders(server.url, bodies, connections=4)
+    senders.start()
+    senders.join()
+
+    assert senders.problems == []
+    assert not senders.failed.is_set()
+    assert sorted(server.bodies) == sorted(bodies)
+    assert senders.finished_at >= senders.started_at > 0
+    p50, p99 = senders.latency_ms
+    assert 0 < p50 <= p99
+
+
+def test_a_refused_request_is_a_problem_not_a_figure(serve):
+    server = serve(400)
+
+    senders = wrk.WrkSenders(server.url, [b'{"n": 1}', b'{"n": 2}'], connections=8)
+    senders.start()
+    senders.join()
+
+    assert senders.failed.is_set()
+    # One per connection, JSON-safe: quotes blanked out.
+    assert senders.problems == ["HTTP 400: { detail :  no }"] * 2
+    assert len(server.bodies) == 2

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     # Swagger UI and Redoc as static files, so /docs and /redoc work without internet access.
     "drf_spectacular_sidecar",
     "events",
+    "explorer",
     "publisher",
     "benchmark",
 ]

@@ -141,8 +141,8 @@ def browse(chromium, screenshots):
         assert watch.outside == [], f"requests to other hosts: {watch.outside}"
 
 
-def screenshot(page, screenshots: Path, name: str) -> None:
-    page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+def screenshot(page, screenshots: Path, name: str, *, full_page: bool = True) -> None:
+    page.screenshot(path=str(screenshots / f"{name}.png"), full_page=full_page)
 
 
 def log_in(page) -> None:

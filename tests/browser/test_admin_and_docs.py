@@ -42,6 +42,13 @@ def test_every_admin_page_is_styled_and_loads_without_errors(site, browse, scree
         # The theme toggle's icons are drawn from the stylesheet's sizes, not as black boxes.
         assert page.eval_on_selector(".theme-toggle svg", "svg => svg.getBoundingClientRect().width") < 40, name
         screenshot(page, screenshots, name)
+
+    # From an event's admin page to the same event, opened in the explorer.
+    page.goto(pages["admin-event"])
+    event_id = page.text_content(".field-event_id .readonly")
+    page.click("text=Open this event in the explorer")
+    page.wait_for_selector("#results .detail pre")
+    assert page.get_attribute("#results > li", "data-event-id") == event_id
     assert watch.problems() == []
 
 

@@ -2,9 +2,10 @@
 
 For each size: a fresh database, filled directly (benchmark.stored_events),
 gunicorn as production runs it (DEBUG off, collected static files), a staff
-login; then each page is requested a few times over one keep-alive
-connection and the median time to the full response is kept. The figure that
-counts is each page's ratio between the sizes, measured in the same run.
+login. Then each page is requested from every size's server in turn, a few
+rounds, over keep-alive connections, and the median time to the full
+response is kept. The figure that counts is each page's ratio between the
+sizes, measured side by side.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 import requests
@@ -47,22 +48,43 @@ PAGES = {
 Write = Callable[[str], None]
 
 
-def measure(size: int, *, repeat: int, postgres_url: str | None, write: Write) -> dict[str, float]:
-    """Median milliseconds per page with `size` events stored."""
-    with _database(postgres_url) as (directory, database_url):
-        server = BenchmarkServer(directory, ServerConfig(workers=1, threads=4, database_url=database_url))
-        server.env.update(
-            STATIC_ROOT=str(directory / "static"), SESSION_COOKIE_SECURE="false", CSRF_COOKIE_SECURE="false"
-        )
-        _manage(server.env, "migrate", "--noinput", "-v0")
-        _manage(server.env, "collectstatic", "--noinput", "-v0")
-        started = time.monotonic()
-        _manage(server.env, "load_events", str(size))
-        write(f"  {size:,} events stored in {time.monotonic() - started:.0f} s")
-        _manage(server.env, "createsuperuser", "--noinput", "--username", STAFF[0], "--email", "b@example.com")
-        with server, requests.Session() as session:
+def measure(sizes: list[int], *, repeat: int, postgres_url: str | None, write: Write) -> list[dict[str, float]]:
+    """Median milliseconds per page for each size of the store, in the order of `sizes`.
+
+    Every size gets its own database and server, all running at once; each
+    page is then requested from them in turn, round after round, so that
+    whatever else the machine is doing slows every size alike.
+    """
+    with ExitStack() as stack:
+        sites = []
+        for size in sizes:
+            directory, database_url = stack.enter_context(_database(postgres_url))
+            server = _filled_server(size, directory, database_url, write)
+            stack.enter_context(server)  # started now, stopped at the end
+            session = stack.enter_context(requests.Session())
             _log_in(session, server.url)
-            return {name: _median_ms(session, server.url + url, repeat) for name, url in _pages(server.env).items()}
+            sites.append((session, _pages(server)))
+        timings: list[dict[str, list[float]]] = [{name: [] for name in PAGES} for _ in sizes]
+        for name in PAGES:
+            for round_number in range(repeat + 1):  # round 0 warms caches and is not counted
+                for (session, pages), timing in zip(sites, timings, strict=True):
+                    elapsed = _request_ms(session, pages[name])
+                    if round_number:
+                        timing[name].append(elapsed)
+        return [{name: statistics.median(times) for name, times in timing.items()} for timing in timings]
+
+
+def _filled_server(size: int, directory: Path, database_url: str, write: Write) -> BenchmarkServer:
+    """A server (not started yet) on a database holding `size` events and a staff user."""
+    server = BenchmarkServer(directory, ServerConfig(workers=1, threads=4, database_url=database_url))
+    server.env.update(STATIC_ROOT=str(directory / "static"), SESSION_COOKIE_SECURE="false", CSRF_COOKIE_SECURE="false")
+    _manage(server.env, "migrate", "--noinput", "-v0")
+    _manage(server.env, "collectstatic", "--noinput", "-v0")
+    started = time.monotonic()
+    _manage(server.env, "load_events", str(size))
+    write(f"  {size:,} events stored in {time.monotonic() - started:.0f} s")
+    _manage(server.env, "createsuperuser", "--noinput", "--username", STAFF[0], "--email", "b@example.com")
+    return server
 
 
 @contextmanager
@@ -79,14 +101,15 @@ def _manage(env: dict[str, str], *args: str) -> str:
     return subprocess.run(command, cwd=PROJECT_DIR, env=env, check=True, capture_output=True, text=True).stdout
 
 
-def _pages(env: dict[str, str]) -> dict[str, str]:
-    """The pages, with a stored event's values filled in (the newest one's: what a person would pick)."""
+def _pages(server: BenchmarkServer) -> dict[str, str]:
+    """The pages' URLs, with a stored event's values filled in (the newest one's: what a person would pick)."""
     code = (
         "from events.models import Event; e = Event.objects.order_by('-timestamp', '-id').first();"
         "print(e.topic, e.source, e.event_id, e.pk)"
     )
-    topic, source, event_id, pk = _manage(env, "shell", "-v0", "-c", code).split()
-    return {name: url.format(topic=topic, source=source, event_id=event_id, pk=pk) for name, url in PAGES.items()}
+    topic, source, event_id, pk = _manage(server.env, "shell", "-v0", "-c", code).split()
+    values = {"topic": topic, "source": source, "event_id": event_id, "pk": pk}
+    return {name: server.url + url.format(**values) for name, url in PAGES.items()}
 
 
 def _log_in(session: requests.Session, url: str) -> None:
@@ -97,16 +120,14 @@ def _log_in(session: requests.Session, url: str) -> None:
         raise RuntimeError(f"could not log in to the admin: {response.status_code}")
 
 
-def _median_ms(session: requests.Session, url: str, repeat: int) -> float:
-    times = []
-    for _ in range(repeat + 1):  # the first one warms caches and is not counted
-        started = time.perf_counter()
-        response = session.get(url, timeout=120)
-        response.raise_for_status()
-        if "/admin/login/" in response.url:
-            raise RuntimeError(f"{url} redirected to the login page")
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times[1:])
+def _request_ms(session: requests.Session, url: str) -> float:
+    started = time.perf_counter()
+    response = session.get(url, timeout=120)
+    elapsed = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    if "/admin/login/" in response.url:
+        raise RuntimeError(f"{url} redirected to the login page")
+    return elapsed
 
 
 def write_report(sizes: list[int], results: list[dict[str, float]], write: Write, *, target_ratio: float) -> None:

@@ -175,3 +175,19 @@ def test_staff_can_revoke_an_api_key_but_not_create_one(staff_client):
     page = staff_client.get(f"/admin/events/apikey/{key.pk}/change/")
     assert page.status_code == 200
     assert b"0000000000000000" in page.content  # the hash, shown read-only
+
+
+@pytest.mark.django_db
+def test_every_page_the_admin_benchmark_measures_is_a_page_that_answers(staff_client, monkeypatch):
+    from benchmark.admin_pages import PAGES
+    from benchmark.stored_events import load_events
+
+    load_events(400, topics=3, days=1)
+    monkeypatch.setattr("events.admin.EventAdmin.list_per_page", 1)  # 400 pages: the deep ones exist
+    newest = Event.objects.order_by("-timestamp", "-id").first()
+    values = {"topic": newest.topic, "source": newest.source, "event_id": newest.event_id, "pk": newest.pk}
+    for name, url in PAGES.items():
+        page = staff_client.get(url.format(**values))
+        assert page.status_code == 200, name
+        if "cl" in page.context:
+            assert page.context["cl"].result_list, name

@@ -3,7 +3,10 @@
 - /publish needs a key with the `publish` scope as soon as one active key
   exists; with none (the local demo) it is open.
 - /events and /stats need a key with the `read` scope when
-  LOGGREGATOR_PROTECT_READS is on, whether or not keys exist.
+  LOGGREGATOR_PROTECT_READS is on, whether or not keys exist. A browser
+  session may read instead (the explorer's fetches and EventSource send no
+  header): a staff user's, or one a read key was entered in
+  (remember_read_key()).
 - Rate limits (LOGGREGATOR_PUBLISH_RATE, LOGGREGATOR_READ_RATE) count requests
   per key, or per client address without one; off by default.
 """
@@ -15,6 +18,7 @@ import secrets
 import time
 
 from django.conf import settings
+from django.contrib import auth
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from events.models import ApiKey
@@ -24,6 +28,8 @@ KEY_PREFIX = "lgr_"
 # first key is enforced within this many seconds, without a query per request.
 KEYS_CONFIGURED_TTL = 5.0
 _keys_configured: tuple[float, bool] = (float("-inf"), False)
+# The session entry holding the read key a browser user entered (its primary key, never the secret).
+SESSION_READ_KEY = "loggregator_read_key"
 
 
 def new_key() -> str:
@@ -109,6 +115,40 @@ class ReadKeyRequired(_ScopedKeyRequired):
 
     def required(self) -> bool:
         return settings.LOGGREGATOR["PROTECT_READS"]
+
+    def has_permission(self, request, view):
+        # A browser session may stand in for the header (the Django request's user, not DRF's).
+        if request.auth is None and self.required() and session_may_read(request._request):
+            return True
+        return super().has_permission(request, view)
+
+
+def remember_read_key(session, key: str) -> bool:
+    """Let this browser session read with `key`, if it is an active key with the `read` scope."""
+    api_key = ApiKey.objects.filter(key_hash=hash_key(key.strip()), revoked_at__isnull=True).first()
+    if api_key is None or not api_key.allows(ApiKey.READ):
+        return False
+    session[SESSION_READ_KEY] = api_key.pk
+    return True
+
+
+def forget_read_key(session) -> None:
+    session.pop(SESSION_READ_KEY, None)
+
+
+def session_may_read(request) -> bool:
+    """A staff login, or a read key entered in this session and still active (a revocation applies at once)."""
+    if not hasattr(request, "session"):
+        return False
+    # From the session itself: DRF replaces request.user with its own (None here) before permissions run.
+    user = auth.get_user(request)
+    if user.is_active and user.is_staff:
+        return True
+    key_pk = request.session.get(SESSION_READ_KEY)
+    if key_pk is None:
+        return False
+    api_key = ApiKey.objects.filter(pk=key_pk, revoked_at__isnull=True).first()
+    return api_key is not None and api_key.allows(ApiKey.READ)
 
 
 class _RateThrottle(throttling.SimpleRateThrottle):

@@ -1,14 +1,17 @@
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
 from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from events.auth import forget_keys_configured
 from events.consumer import Consumer
-from tests.servers import POSTGRESQL_ONLY, Processes, ServiceDatabase
+from tests.servers import POSTGRESQL_ONLY, PROJECT_DIR, Processes, ServiceDatabase
 
 # Fixtures that give a test a database: the Django test database, or one for real processes.
 DATABASE_FIXTURES = {
@@ -17,6 +20,7 @@ DATABASE_FIXTURES = {
     "django_db_reset_sequences",
     "django_db_serialized_rollback",
     "service_database",
+    "collected_static",  # the browser tests' servers
 }
 
 
@@ -56,6 +60,28 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.postgresql":
         database.setdefault("TEST", {})["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _static_files_not_collected(tmp_path_factory):
+    """Pages rendered in this process need no collectstatic: plain names, an empty STATIC_ROOT.
+
+    The hashed, compressed files of production are tested from a real
+    collectstatic (the `collected_static` fixture).
+    """
+    plain = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    with override_settings(STORAGES=plain, STATIC_ROOT=tmp_path_factory.mktemp("static-not-collected")):
+        yield
+
+
+@pytest.fixture(scope="session")
+def collected_static(tmp_path_factory):
+    """A STATIC_ROOT filled by `manage.py collectstatic`, as a deployment's (DEBUG off)."""
+    static_root = tmp_path_factory.mktemp("static")
+    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "collectstatic-only", "STATIC_ROOT": str(static_root)}
+    command = [sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"]
+    subprocess.run(command, cwd=PROJECT_DIR, env=env, check=True)
+    return static_root
 
 
 @pytest.fixture(autouse=True)

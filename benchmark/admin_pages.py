@@ -22,7 +22,8 @@ from pathlib import Path
 import requests
 
 from benchmark.postgres import scratch_database
-from benchmark.server import PROJECT_DIR, BenchmarkServer, ServerConfig
+from benchmark.server import BenchmarkServer, ServerConfig
+from harness.processes import PROJECT_DIR
 
 CHANGELIST = "/admin/events/event/"
 STAFF = ("benchmark", "benchmark-password-not-secret")

@@ -1,0 +1,165 @@
+"""Retention: delete events older than their topic's retention, in small transactions.
+
+LOGGREGATOR_RETENTION sets a default and per-topic-pattern overrides
+("7d,debug.>=1d"); an event is due once its `timestamp` is older than its
+topic's retention. Each chunk deletes the topic's oldest due events, writes
+their tombstones (events.tombstones) and counts them as `pruned`, all in one
+transaction, so a kill at any moment loses or double-counts nothing. Chunks
+are small and, on SQLite, take the writers' lock (events.db) like any other
+write: publishes wait for at most one chunk.
+
+Tombstones are themselves deleted once the event is older than its retention
+plus the dedup horizon (LOGGREGATOR_DEDUP_HORIZON, by default as long as the
+retention). A copy that arrives after that is stored as a new event, counted
+in `unique_processed` again, and pruned again at the next pass.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from events import counters, tombstones
+from events.db import write_transaction
+from events.models import Event, PrunedEvent, Stats
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """NATS-style subjects: `*` matches one segment, a final `>` one or more."""
+    wanted, segments = pattern.split("."), topic.split(".")
+    if wanted[-1] == ">":
+        wanted = wanted[:-1]
+        if len(segments) <= len(wanted):
+            return False
+        segments = segments[: len(wanted)]
+    return len(wanted) == len(segments) and all(w in ("*", s) for w, s in zip(wanted, segments))
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Seconds to keep each topic's events (None: forever), and how long tombstones outlive them."""
+
+    default: float | None = None
+    overrides: tuple[tuple[str, float | None], ...] = ()
+    # Extra time a pruned event's key is kept; None: as long as the retention.
+    dedup_horizon: float | None = None
+
+    @classmethod
+    def from_settings(cls) -> RetentionPolicy:
+        default, overrides = settings.LOGGREGATOR["RETENTION"]
+        return cls(default, overrides, settings.LOGGREGATOR["DEDUP_HORIZON"])
+
+    @property
+    def keeps_everything(self) -> bool:
+        return self.default is None and all(seconds is None for _, seconds in self.overrides)
+
+    def retention(self, topic: str) -> float | None:
+        """The first override whose pattern matches, else the default."""
+        for pattern, seconds in self.overrides:
+            if topic_matches(pattern, topic):
+                return seconds
+        return self.default
+
+    def tombstone_lifetime(self, topic: str) -> float | None:
+        """Age (by timestamp) after which a pruned event's copy is no longer recognised; None: never."""
+        retention = self.retention(topic)
+        if retention is None:
+            return None
+        horizon = retention if self.dedup_horizon is None else self.dedup_horizon
+        return retention + horizon
+
+
+@dataclass
+class PruneReport:
+    events: Counter[str] = field(default_factory=Counter)  # per topic
+    tombstones: Counter[str] = field(default_factory=Counter)  # expired, per topic
+
+
+def prune(
+    policy: RetentionPolicy | None = None,
+    *,
+    now: datetime | None = None,
+    chunk_events: int | None = None,
+    stop: threading.Event | None = None,
+) -> PruneReport:
+    """Delete every due event and expired tombstone, a chunk per transaction; stops early when `stop` is set."""
+    policy = policy or RetentionPolicy.from_settings()
+    now = now or timezone.now()
+    chunk_events = chunk_events or settings.LOGGREGATOR["PRUNE_CHUNK_EVENTS"]
+    stop = stop or threading.Event()
+    report = PruneReport()
+    for topic in _topics():
+        if (retention := policy.retention(topic)) is not None:
+            cutoff = now - timedelta(seconds=retention)
+            report.events[topic] = _repeat(partial(_prune_chunk, topic, cutoff, chunk_events), stop)
+        if (lifetime := policy.tombstone_lifetime(topic)) is not None and lifetime < float("inf"):
+            cutoff = now - timedelta(seconds=lifetime)
+            report.tombstones[topic] = _repeat(partial(_expire_chunk, topic, cutoff, chunk_events), stop)
+    return report
+
+
+def _repeat(chunk, stop: threading.Event) -> int:
+    """Run chunk() until it does nothing (or `stop`); the sum of what it did."""
+    total = 0
+    while not stop.is_set():
+        started = time.monotonic()
+        if not (done := chunk()):
+            break
+        total += done
+        if connection.vendor == "sqlite":
+            # Rest as long as the chunk held the write lock: other writers get at least every other turn.
+            stop.wait(time.monotonic() - started)
+    return total
+
+
+def due(policy: RetentionPolicy | None = None, *, now: datetime | None = None) -> PruneReport:
+    """What prune() would delete now, deleting nothing (`manage.py prune --dry-run`)."""
+    policy = policy or RetentionPolicy.from_settings()
+    now = now or timezone.now()
+    report = PruneReport()
+    for topic in _topics():
+        if (retention := policy.retention(topic)) is not None:
+            cutoff = now - timedelta(seconds=retention)
+            report.events[topic] = Event.objects.filter(topic=topic, timestamp__lt=cutoff).count()
+        if (lifetime := policy.tombstone_lifetime(topic)) is not None and lifetime < float("inf"):
+            cutoff = now - timedelta(seconds=lifetime)
+            report.tombstones[topic] = PrunedEvent.objects.filter(topic=topic, timestamp__lt=cutoff).count()
+    return report
+
+
+def _topics() -> list[str]:
+    # From the counters: one row per topic and shard, never a scan of the events.
+    return sorted(set(Stats.objects.values_list("topic", flat=True)))
+
+
+def _prune_chunk(topic: str, cutoff: datetime, limit: int) -> int:
+    """Delete the topic's oldest events before `cutoff`, up to `limit`, with their tombstones and count."""
+    table = connection.ops.quote_name(Event._meta.db_table)
+    # PostgreSQL: pruners in several processes take different rows instead of waiting on each other.
+    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    with write_transaction(), connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE id IN ("
+            f" SELECT id FROM {table} WHERE topic = %s AND timestamp < %s ORDER BY timestamp LIMIT %s{skip_locked})"
+            " RETURNING event_id, timestamp",
+            [topic, connection.ops.adapt_datetimefield_value(cutoff), limit],
+        )
+        # Counted from what this transaction deleted: a concurrent pruner's rows are its own to count.
+        deleted = cursor.fetchall()
+        if deleted:
+            tombstones.record(topic, deleted)
+            counters.add_pruned(topic, len(deleted))
+    return len(deleted)
+
+
+def _expire_chunk(topic: str, cutoff: datetime, limit: int) -> int:
+    with write_transaction():
+        return tombstones.expire(topic, before=cutoff, limit=limit)

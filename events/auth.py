@@ -104,6 +104,13 @@ class ReadKeyRequired(_ScopedKeyRequired):
         return settings.LOGGREGATOR["PROTECT_READS"]
 
 
+class MetricsKeyRequired(_ScopedKeyRequired):
+    scope = ApiKey.READ
+
+    def required(self) -> bool:
+        return settings.LOGGREGATOR["PROTECT_METRICS"]
+
+
 class _RateThrottle(throttling.SimpleRateThrottle):
     """Per API key, or per client address (REMOTE_ADDR; see NUM_PROXIES) without one.
 

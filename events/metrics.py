@@ -33,6 +33,10 @@ from events import counters
 from events.auth import ApiKeyAuthentication, MetricsKeyRequired
 from events.models import IntakeBatch
 
+if multiproc_dir := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # prometheus-client writes there as soon as a metric exists, in any process (even `manage.py migrate`).
+    os.makedirs(multiproc_dir, exist_ok=True)
+
 HTTP_RESPONSES = Counter(
     "loggregator_http_responses", "HTTP responses, by endpoint (URL pattern name) and status.", ["endpoint", "status"]
 )

@@ -28,7 +28,7 @@ from django.db import connection
 from django.utils import timezone
 
 from events import counters, tombstones
-from events.db import write_transaction
+from events.db import use_consumer_cache, write_transaction
 from events.models import Event, PrunedEvent, Stats
 
 
@@ -107,16 +107,19 @@ def prune(
 
 
 def _repeat(chunk, stop: threading.Event) -> int:
-    """Run chunk() until it does nothing (or `stop`); the sum of what it did."""
+    """Run chunk() until it does nothing (or `stop`); the sum of what it did.
+
+    chunk() returns (rows, seconds it held the write lock).
+    """
     total = 0
     while not stop.is_set():
-        started = time.monotonic()
-        if not (done := chunk()):
+        done, held = chunk()
+        if not done:
             break
         total += done
         if connection.vendor == "sqlite":
             # Rest as long as the chunk held the write lock: other writers get at least every other turn.
-            stop.wait(time.monotonic() - started)
+            stop.wait(held)
     return total
 
 
@@ -140,12 +143,14 @@ def _topics() -> list[str]:
     return sorted(set(Stats.objects.values_list("topic", flat=True)))
 
 
-def _prune_chunk(topic: str, cutoff: datetime, limit: int) -> int:
+def _prune_chunk(topic: str, cutoff: datetime, limit: int) -> tuple[int, float]:
     """Delete the topic's oldest events before `cutoff`, up to `limit`, with their tombstones and count."""
     table = connection.ops.quote_name(Event._meta.db_table)
     # PostgreSQL: pruners in several processes take different rows instead of waiting on each other.
     skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     with write_transaction(), connection.cursor() as cursor:
+        locked_at = time.monotonic()
+        use_consumer_cache()  # its deletes touch the same index pages all over the table as the inserts
         cursor.execute(
             f"DELETE FROM {table} WHERE id IN ("
             f" SELECT id FROM {table} WHERE topic = %s AND timestamp < %s ORDER BY timestamp LIMIT %s{skip_locked})"
@@ -157,9 +162,11 @@ def _prune_chunk(topic: str, cutoff: datetime, limit: int) -> int:
         if deleted:
             tombstones.record(topic, deleted)
             counters.add_pruned(topic, len(deleted))
-    return len(deleted)
+    return len(deleted), time.monotonic() - locked_at
 
 
-def _expire_chunk(topic: str, cutoff: datetime, limit: int) -> int:
+def _expire_chunk(topic: str, cutoff: datetime, limit: int) -> tuple[int, float]:
     with write_transaction():
-        return tombstones.expire(topic, before=cutoff, limit=limit)
+        locked_at = time.monotonic()
+        expired = tombstones.expire(topic, before=cutoff, limit=limit)
+    return expired, time.monotonic() - locked_at

@@ -44,6 +44,7 @@ def main():
     parser.add_argument("--prune-every", type=float, default=15.0)
     parser.add_argument("--sample-every", type=float, default=60.0)
     parser.add_argument("--database-url", help="A PostgreSQL server (a scratch database is made on it).")
+    parser.add_argument("--chunk-events", help="LOGGREGATOR_PRUNE_CHUNK_EVENTS (default: the setting's default).")
     parser.add_argument("--port", type=int, default=18510)
     parser.add_argument("--mode", default="batch", help="The publisher's --mode (default: batch, its fastest).")
     args = parser.parse_args()
@@ -59,6 +60,8 @@ def run(args, directory: Path, postgres_url: str | None) -> None:
     server = BenchmarkServer(directory, ServerConfig(database_url=postgres_url))
     server.port, server.url = args.port, f"http://127.0.0.1:{args.port}"
     server.env.update({"LOGGREGATOR_RETENTION": args.retention, "LOGGREGATOR_PRUNE_INTERVAL": "0"})
+    if args.chunk_events:
+        server.env["LOGGREGATOR_PRUNE_CHUNK_EVENTS"] = args.chunk_events
     size = _postgres_size(postgres_url) if postgres_url else _sqlite_size(server.database)
     print(
         f"{'PostgreSQL' if postgres_url else 'SQLite'}, retention {args.retention}, prune every {args.prune_every:g} s"
@@ -77,7 +80,7 @@ def run(args, directory: Path, postgres_url: str | None) -> None:
         probe = Probe(server.url, pruning, stop)
         threads = [
             threading.Thread(target=probe.run),
-            threading.Thread(target=_prune, args=(server, args, pruning, stop)),
+            threading.Thread(target=_prune, args=(args, pruning, stop)),
         ]
         for thread in threads:
             thread.start()
@@ -139,17 +142,16 @@ class Probe:
         print(f"p99 while pruning / p99 otherwise: {p99[True] / p99[False]:.2f}")
 
 
-def _prune(server: BenchmarkServer, args, pruning: threading.Event, stop: threading.Event) -> None:
+def _prune(args, pruning: threading.Event, stop: threading.Event) -> None:
+    """What `manage.py prune` and the automatic pruner run, here so that `pruning` brackets it exactly."""
+    from events import retention
+
     while not stop.wait(args.prune_every):
         pruning.set()
-        subprocess.run(
-            [sys.executable, "manage.py", "prune"],
-            cwd=PROJECT_DIR,
-            env=server.env,
-            stdout=subprocess.DEVNULL,
-            check=True,
-        )
-        pruning.clear()
+        try:
+            retention.prune(stop=stop)
+        finally:
+            pruning.clear()
 
 
 def _sqlite_size(database: Path):

@@ -130,7 +130,7 @@ class BenchmarkServer:
                 try:
                     if session.get(f"{self.url}/stats", timeout=5).status_code == 200:
                         return
-                except requests.ConnectionError:
+                except (requests.ConnectionError, requests.Timeout):  # a busy machine may take longer to load
                     pass
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"gunicorn did not answer on {self.url}:\n{self.log('gunicorn')}")

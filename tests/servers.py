@@ -196,7 +196,7 @@ class AggregatorServer(ManagedProcess):
             raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
         try:
             return self.session.get(f"{self.url}/stats", timeout=5).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading on a busy machine
             return False
 
     def stats(self) -> dict:

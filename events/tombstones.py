@@ -25,9 +25,12 @@ from events.models import Event, PrunedEvent
 def delete_copies_of_pruned(event_ids: list[str]) -> Counter[str]:
     """Delete the stored events among `event_ids` that have a tombstone; count them per topic.
 
-    Call in the write path's transaction, after its insert. Cost per batch: one
-    index lookup per id in the (small) tombstone table.
+    Call in the write path's transaction, after its insert. Without tombstones
+    (no retention) it costs one lookup per batch; with them, one index lookup
+    per id in the tombstone table.
     """
+    if not PrunedEvent.objects.exists():
+        return Counter()
     events = connection.ops.quote_name(Event._meta.db_table)
     tombstones = connection.ops.quote_name(PrunedEvent._meta.db_table)
     if connection.vendor == "postgresql":
@@ -42,10 +45,12 @@ def delete_copies_of_pruned(event_ids: list[str]) -> Counter[str]:
             )
             return Counter(topic for (topic,) in cursor.fetchall())
     with connection.cursor() as cursor:
-        # One JSON parameter instead of one per id (SQLite caps the number of parameters).
+        # One JSON parameter instead of one per id (SQLite caps the number of parameters), joined
+        # rather than in `IN (SELECT value FROM json_each(...))`, which SQLite runs a hundred times slower.
         cursor.execute(
-            f"DELETE FROM {events} WHERE (topic, event_id) IN ("
-            f" SELECT topic, event_id FROM {tombstones} WHERE event_id IN (SELECT value FROM json_each(%s)))"
+            f"DELETE FROM {events} WHERE id IN ("
+            f" SELECT e.id FROM json_each(%s) AS batch CROSS JOIN {tombstones} p ON p.event_id = batch.value"
+            f" JOIN {events} e ON e.topic = p.topic AND e.event_id = p.event_id)"
             " RETURNING topic",
             [msgspec.json.encode(event_ids).decode()],
         )

@@ -8,22 +8,20 @@ time and the others stand by (events.db.sole_consumer).
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 
 from django.conf import settings
-from django.db import connections
 
 from events.consumer import Consumer
 from events.db import sole_consumer
+from events.web_thread import WebThread
 
 logger = logging.getLogger(__name__)
 
 _wakeup = threading.Event()
-_stop = threading.Event()
-_thread: threading.Thread | None = None
-_lock = threading.Lock()
+# Stopping also sets the wake-up, so an idle consumer does not wait out its poll.
+_thread = WebThread("loggregator-consumer", on_stop=_wakeup.set)
 
 
 def notify_new_work() -> None:
@@ -32,47 +30,25 @@ def notify_new_work() -> None:
 
 
 def start_consumer_thread() -> None:
-    global _thread
-    with _lock:
-        if _thread is not None:
-            return
-        config = settings.LOGGREGATOR
-        consumer = Consumer(
-            batch_events=config["CONSUMER_BATCH_EVENTS"],
-            poll_interval=config["CONSUMER_POLL_INTERVAL"],
-            linger=config["CONSUMER_LINGER"],
-            wakeup=_wakeup,
-        )
-        _stop.clear()
-        # A daemon thread, stopped at exit (below) after its current batch:
-        # interpreter shutdown then never waits on an idle poll.
-        _thread = threading.Thread(target=_run, args=(consumer,), name="loggregator-consumer", daemon=True)
-        _thread.start()
-        atexit.register(stop_consumer_thread)
+    config = settings.LOGGREGATOR
+    consumer = Consumer(
+        batch_events=config["CONSUMER_BATCH_EVENTS"],
+        poll_interval=config["CONSUMER_POLL_INTERVAL"],
+        linger=config["CONSUMER_LINGER"],
+        wakeup=_wakeup,
+    )
+    if _thread.start(lambda stop: _run(consumer, stop)):
         logger.info("In-process consumer started")
 
 
-def _run(consumer: Consumer) -> None:
-    try:
-        with sole_consumer(_stop) as active:
-            if active:
-                logger.info("In-process consumer active")
-                consumer.run(_stop)
-    finally:
-        connections.close_all()
+def _run(consumer: Consumer, stop: threading.Event) -> None:
+    with sole_consumer(stop) as active:
+        if active:
+            logger.info("In-process consumer active")
+            consumer.run(stop)
 
 
 def stop_consumer_thread(timeout: float = 30.0) -> None:
     """Stop the thread after the batch it is storing; safe to call more than once."""
-    global _thread
-    with _lock:
-        thread, _thread = _thread, None
-    if thread is None:
-        return
-    _stop.set()
-    _wakeup.set()
-    thread.join(timeout)
-    if thread.is_alive():
-        logger.warning("In-process consumer did not stop within %.0f s", timeout)
-    else:
+    if _thread.stop(timeout):
         logger.info("In-process consumer stopped")

@@ -8,20 +8,18 @@ Stopping lets the chunk in hand commit.
 
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, close_old_connections
 
 from events import retention
+from events.web_thread import WebThread
 
 logger = logging.getLogger(__name__)
 
-_stop = threading.Event()
-_thread: threading.Thread | None = None
-_lock = threading.Lock()
+_thread = WebThread("loggregator-pruner")
 
 
 def run(stop: threading.Event, *, interval: float, policy: retention.RetentionPolicy) -> None:
@@ -41,35 +39,12 @@ def run(stop: threading.Event, *, interval: float, policy: retention.RetentionPo
 
 def start_pruning_thread() -> None:
     """Start pruning in this process if a retention is configured and automatic pruning is on."""
-    global _thread
     policy = retention.RetentionPolicy.from_settings()
     interval = settings.LOGGREGATOR["PRUNE_INTERVAL"]
-    if policy.keeps_everything or interval <= 0:
-        return
-    with _lock:
-        if _thread is not None:
-            return
-        _stop.clear()
-        _thread = threading.Thread(target=_run, args=(interval, policy), name="loggregator-pruner", daemon=True)
-        _thread.start()
-        atexit.register(stop_pruning_thread)
-
-
-def _run(interval: float, policy: retention.RetentionPolicy) -> None:
-    try:
-        run(_stop, interval=interval, policy=policy)
-    finally:
-        connections.close_all()
+    if not policy.keeps_everything and interval > 0:
+        _thread.start(lambda stop: run(stop, interval=interval, policy=policy))
 
 
 def stop_pruning_thread(timeout: float = 30.0) -> None:
     """Stop after the chunk in hand; safe to call more than once."""
-    global _thread
-    with _lock:
-        thread, _thread = _thread, None
-    if thread is None:
-        return
-    _stop.set()
-    thread.join(timeout)
-    if thread.is_alive():
-        logger.warning("Pruner did not stop within %.0f s", timeout)
+    _thread.stop(timeout)

@@ -144,25 +144,35 @@ def _topics() -> list[str]:
 
 
 def _prune_chunk(topic: str, cutoff: datetime, limit: int) -> tuple[int, float]:
-    """Delete the topic's oldest events before `cutoff`, up to `limit`, with their tombstones and count."""
-    table = connection.ops.quote_name(Event._meta.db_table)
-    # PostgreSQL: pruners in several processes take different rows instead of waiting on each other.
-    skip_locked = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    """Delete the topic's oldest events before `cutoff`, up to `limit`, with their tombstones and count.
+
+    Returns how many, and how long the write lock was held. The count is what
+    this transaction deleted: a concurrent pruner's rows are its own to count.
+    """
+    events = connection.ops.quote_name(Event._meta.db_table)
+    due = f"SELECT id FROM {events} WHERE topic = %s AND timestamp < %s ORDER BY timestamp LIMIT %s"
+    params = [topic, connection.ops.adapt_datetimefield_value(cutoff), limit]
     with write_transaction(), connection.cursor() as cursor:
         locked_at = time.monotonic()
-        use_consumer_cache()  # its deletes touch the same index pages all over the table as the inserts
-        cursor.execute(
-            f"DELETE FROM {table} WHERE id IN ("
-            f" SELECT id FROM {table} WHERE topic = %s AND timestamp < %s ORDER BY timestamp LIMIT %s{skip_locked})"
-            " RETURNING event_id, timestamp",
-            [topic, connection.ops.adapt_datetimefield_value(cutoff), limit],
-        )
-        # Counted from what this transaction deleted: a concurrent pruner's rows are its own to count.
-        deleted = cursor.fetchall()
+        if connection.vendor == "postgresql":
+            # One statement, one round trip. Pruners in several processes skip each other's rows.
+            cursor.execute(
+                f"WITH gone AS (DELETE FROM {events} WHERE id IN ({due} FOR UPDATE SKIP LOCKED)"
+                " RETURNING topic, event_id, timestamp),"
+                f" tombstoned AS ({tombstones.INSERT_FROM_GONE})"
+                " SELECT COUNT(*) FROM gone",
+                params,
+            )
+            (deleted,) = cursor.fetchone()
+        else:
+            use_consumer_cache()  # its deletes touch the same index pages all over the table as the inserts
+            cursor.execute(f"DELETE FROM {events} WHERE id IN ({due}) RETURNING event_id, timestamp", params)
+            gone = cursor.fetchall()
+            tombstones.record(topic, gone)
+            deleted = len(gone)
         if deleted:
-            tombstones.record(topic, deleted)
-            counters.add_pruned(topic, len(deleted))
-    return len(deleted), time.monotonic() - locked_at
+            counters.add_pruned(topic, deleted)
+    return deleted, time.monotonic() - locked_at
 
 
 def _expire_chunk(topic: str, cutoff: datetime, limit: int) -> tuple[int, float]:

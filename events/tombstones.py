@@ -57,6 +57,13 @@ def delete_copies_of_pruned(event_ids: list[str]) -> Counter[str]:
         return Counter(topic for (topic,) in cursor.fetchall())
 
 
+# PostgreSQL: tombstones for the rows of a data-modifying CTE `gone` (topic, event_id, timestamp).
+INSERT_FROM_GONE = (
+    f"INSERT INTO {PrunedEvent._meta.db_table} (topic, event_id, timestamp)"
+    " SELECT topic, event_id, timestamp FROM gone ON CONFLICT (event_id, topic) DO NOTHING"
+)
+
+
 def record(topic: str, pruned: Iterable[tuple[object, datetime | str]]) -> None:
     """Write tombstones for (event_id, timestamp) pairs of `topic` that were just deleted."""
     table = connection.ops.quote_name(PrunedEvent._meta.db_table)

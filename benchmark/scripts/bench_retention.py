@@ -1,7 +1,7 @@
 """Retention under load: does the database stop growing, and what does pruning cost publishes?
 
-    python benchmark/scripts/bench_retention.py [--minutes 10] [--retention 2m] [--prune-every 15] [--mode batch]
-                                                [--database-url postgres://…] [--port 18510]
+    python benchmark/scripts/bench_retention.py [--minutes 10] [--retention 2m] [--prune-every 15]
+        [--mode batch] [--chunk-events N] [--database-url postgres://… [--vacuum]] [--port 18510]
 
 Starts gunicorn (2 workers, in-process consumers) on a fresh database (a
 temporary SQLite file, or a scratch database on the PostgreSQL server of
@@ -9,7 +9,7 @@ temporary SQLite file, or a scratch database on the PostgreSQL server of
 publisher at full speed (`publish_events --interval 0 0 --mode MODE`) and,
 every --prune-every seconds, prunes (events.retention.prune(), what the
 automatic pruner and `manage.py prune` run, called from here so its start and
-end are known). Every minute it prints
+end are known; with --vacuum, then VACUUMs, as autovacuum would). Every minute it prints
 the database's size on disk with the counters. Meanwhile a probe publishes one
 event every 50 ms and records each request's latency; at the end it prints the
 probe's p50/p99 while a prune ran and while none did, and their ratio (the
@@ -45,6 +45,11 @@ def main():
     parser.add_argument("--sample-every", type=float, default=60.0)
     parser.add_argument("--database-url", help="A PostgreSQL server (a scratch database is made on it).")
     parser.add_argument("--chunk-events", help="LOGGREGATOR_PRUNE_CHUNK_EVENTS (default: the setting's default).")
+    parser.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="PostgreSQL: VACUUM the tables after each prune, as autovacuum would (for servers where it is off).",
+    )
     parser.add_argument("--port", type=int, default=18510)
     parser.add_argument("--mode", default="batch", help="The publisher's --mode (default: batch, its fastest).")
     args = parser.parse_args()
@@ -142,7 +147,7 @@ class Probe:
         print(f"p99 while pruning / p99 otherwise: {p99[True] / p99[False]:.2f}")
 
 
-def _prune(args, pruning: threading.Event, stop: threading.Event) -> None:
+def _prune(args, pruning: threading.Event, stop: threading.Event, vacuum_url: str | None) -> None:
     """What `manage.py prune` and the automatic pruner run, here so that `pruning` brackets it exactly."""
     from events import retention
 
@@ -152,6 +157,9 @@ def _prune(args, pruning: threading.Event, stop: threading.Event) -> None:
             retention.prune(stop=stop)
         finally:
             pruning.clear()
+        if vacuum_url:
+            with psycopg.connect(vacuum_url, autocommit=True) as connection:
+                connection.execute("VACUUM events_event, events_prunedevent, events_intakebatch")
 
 
 def _sqlite_size(database: Path):

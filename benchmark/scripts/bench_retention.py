@@ -85,7 +85,7 @@ def run(args, directory: Path, postgres_url: str | None) -> None:
         probe = Probe(server.url, pruning, stop)
         threads = [
             threading.Thread(target=probe.run),
-            threading.Thread(target=_prune, args=(args, pruning, stop)),
+            threading.Thread(target=_prune, args=(args, pruning, stop, postgres_url if args.vacuum else None)),
         ]
         for thread in threads:
             thread.start()

@@ -16,6 +16,7 @@ in `unique_processed` again, and pruned again at the next pass.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -76,6 +77,16 @@ class RetentionPolicy:
         horizon = retention if self.dedup_horizon is None else self.dedup_horizon
         return retention + horizon
 
+    def events_due_before(self, topic: str, now: datetime) -> datetime | None:
+        """The topic's events with an earlier timestamp are due for deletion; None: kept forever."""
+        retention = self.retention(topic)
+        return None if retention is None else now - timedelta(seconds=retention)
+
+    def tombstones_due_before(self, topic: str, now: datetime) -> datetime | None:
+        """The topic's tombstones of events with an earlier timestamp have expired; None: never."""
+        lifetime = self.tombstone_lifetime(topic)
+        return None if lifetime is None or lifetime == math.inf else now - timedelta(seconds=lifetime)
+
 
 @dataclass
 class PruneReport:
@@ -97,11 +108,9 @@ def prune(
     stop = stop or threading.Event()
     report = PruneReport()
     for topic in _topics():
-        if (retention := policy.retention(topic)) is not None:
-            cutoff = now - timedelta(seconds=retention)
+        if cutoff := policy.events_due_before(topic, now):
             report.events[topic] = _repeat(partial(_prune_chunk, topic, cutoff, chunk_events), stop)
-        if (lifetime := policy.tombstone_lifetime(topic)) is not None and lifetime < float("inf"):
-            cutoff = now - timedelta(seconds=lifetime)
+        if cutoff := policy.tombstones_due_before(topic, now):
             report.tombstones[topic] = _repeat(partial(_expire_chunk, topic, cutoff, chunk_events), stop)
     return report
 
@@ -129,11 +138,9 @@ def due(policy: RetentionPolicy | None = None, *, now: datetime | None = None) -
     now = now or timezone.now()
     report = PruneReport()
     for topic in _topics():
-        if (retention := policy.retention(topic)) is not None:
-            cutoff = now - timedelta(seconds=retention)
+        if cutoff := policy.events_due_before(topic, now):
             report.events[topic] = Event.objects.filter(topic=topic, timestamp__lt=cutoff).count()
-        if (lifetime := policy.tombstone_lifetime(topic)) is not None and lifetime < float("inf"):
-            cutoff = now - timedelta(seconds=lifetime)
+        if cutoff := policy.tombstones_due_before(topic, now):
             report.tombstones[topic] = PrunedEvent.objects.filter(topic=topic, timestamp__lt=cutoff).count()
     return report
 

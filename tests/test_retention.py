@@ -1,5 +1,6 @@
 """Retention: old events are deleted in small transactions, late copies stay duplicates, counters stay exact."""
 
+import math
 from collections import Counter
 from datetime import timedelta
 
@@ -55,6 +56,9 @@ def test_the_retention_setting_reads_a_default_and_overrides_in_order(monkeypatc
     assert policy.tombstone_lifetime("debug.x") == 2 * DAY
     assert RetentionPolicy(DAY, (), dedup_horizon=3 * DAY).tombstone_lifetime("a") == 4 * DAY
     assert RetentionPolicy(None, (("a.>", None),)).keeps_everything
+    now = timezone.now()
+    assert RetentionPolicy(DAY).events_due_before("a", now) == now - timedelta(days=1)
+    assert RetentionPolicy(DAY, dedup_horizon=math.inf).tombstones_due_before("a", now) is None  # horizon forever
 
 
 @pytest.mark.parametrize("value", ["7", "7y", "0d", "debug.>=soon", "debug..x=1d", "a.>.b=1d"])

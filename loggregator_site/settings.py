@@ -212,7 +212,7 @@ LOGGREGATOR = {
     # Seconds between automatic prunes in each web process (0: only `manage.py prune`).
     "PRUNE_INTERVAL": env_float("LOGGREGATOR_PRUNE_INTERVAL", 60.0),
     # Events deleted per pruning transaction: short, so publishes never wait long for the write lock.
-    "PRUNE_CHUNK_EVENTS": env_int("LOGGREGATOR_PRUNE_CHUNK_EVENTS", 200, minimum=1),
+    "PRUNE_CHUNK_EVENTS": env_int("LOGGREGATOR_PRUNE_CHUNK_EVENTS", 500, minimum=1),
     # /readyz fails when the oldest queued batch has waited longer than this (seconds): no consumer progresses.
     "READY_MAX_QUEUE_AGE": env_float("LOGGREGATOR_READY_MAX_QUEUE_AGE", 60.0, minimum=0.001),
     # /metrics needs an API key with the `read` scope.

@@ -2,7 +2,7 @@
 # Image entrypoint: one image, one process per container, chosen by command.
 #
 #   web        apply migrations, then run gunicorn ($GUNICORN_BIND, GUNICORN_*)
-#   consumer   python manage.py run_consumer
+#   consumer   python manage.py run_consumer, once the migrations are applied
 #   publisher  python manage.py publish_events [ARGS...]
 #   migrate    python manage.py migrate --noinput
 #   anything else is run as given (e.g. "python manage.py shell")
@@ -18,6 +18,9 @@ web)
         --config loggregator_site/gunicorn.conf.py "$@"
     ;;
 consumer)
+    # web applies the migrations when it starts; consume once they are in.
+    trap 'exit 143' TERM INT
+    until python manage.py migrate --check >/dev/null 2>&1; do sleep 2; done
     exec python manage.py run_consumer "$@"
     ;;
 publisher)

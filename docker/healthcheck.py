@@ -1,6 +1,6 @@
 """Container healthchecks; the image has no curl, so they are Python.
 
-    python docker/healthcheck.py web   GET /stats on this container answers 2xx
+    python docker/healthcheck.py web   GET /readyz on this container answers 2xx (see events/health.py)
     python docker/healthcheck.py db    the configured database answers a query
 
 Exit status 0 means healthy. The web check stays light (stdlib only); the db
@@ -14,7 +14,8 @@ import urllib.request
 
 def check_web() -> None:
     port = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000").rsplit(":", 1)[-1]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as response:
+    # A 503 raises HTTPError, whose message names the failing check for `docker inspect`.
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
         response.read()
 
 

@@ -151,6 +151,13 @@ def session_may_read(request) -> bool:
     return api_key is not None and api_key.allows(ApiKey.READ)
 
 
+class MetricsKeyRequired(_ScopedKeyRequired):
+    scope = ApiKey.READ
+
+    def required(self) -> bool:
+        return settings.LOGGREGATOR["PROTECT_METRICS"]
+
+
 class _RateThrottle(throttling.SimpleRateThrottle):
     """Per API key, or per client address (REMOTE_ADDR; see NUM_PROXIES) without one.
 

@@ -17,7 +17,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
-from events import db, wakeup
+from events import db, metrics, wakeup
 from events.store import StoredBatch, process_next_batch
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class Consumer:
             # is kept for the wait below instead of being lost.
             self.wakeup.clear()
             try:
+                started = time.perf_counter()
                 stored = process_next_batch(max_events=self.batch_events)
             except DatabaseError:
                 if until_drained:
@@ -112,6 +113,7 @@ class Consumer:
                 continue
             backoff = 0.0
             if stored is not None:
+                metrics.observe_batch(time.perf_counter() - started, stored.unique + stored.duplicates)
                 self.unique += stored.unique
                 self.duplicates += stored.duplicates
                 logger.debug("Stored %d unique events, dropped %d duplicates", stored.unique, stored.duplicates)

@@ -23,11 +23,16 @@ class Totals:
     received: int
     unique_processed: int
     duplicate_dropped: int
+    pruned: int
     topics: list[str]
 
     @property
     def queued(self) -> int:
         return self.received - self.unique_processed - self.duplicate_dropped
+
+    @property
+    def stored(self) -> int:
+        return self.unique_processed - self.pruned
 
 
 def add_received(received_by_topic: Mapping[str, int]) -> None:
@@ -57,6 +62,18 @@ def _add(deltas: Mapping[str, tuple[int, int, int]]) -> None:
         )
 
 
+def add_pruned(topic: str, count: int) -> None:
+    """Count events of `topic` deleted by retention, in the transaction that deletes them."""
+    table = connection.ops.quote_name(Stats._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (topic, shard, received, unique_processed, duplicate_dropped, pruned)"
+            " VALUES (%s, %s, 0, 0, 0, %s)"
+            f" ON CONFLICT (topic, shard) DO UPDATE SET pruned = {table}.pruned + excluded.pruned",
+            [topic, random.randrange(settings.LOGGREGATOR["COUNTER_SHARDS"]), count],
+        )
+
+
 def queued_total() -> int:
     """Events accepted and not yet processed, in one small aggregate over the counter rows."""
     table = connection.ops.quote_name(Stats._meta.db_table)
@@ -71,7 +88,7 @@ def read_totals() -> Totals:
     table = connection.ops.quote_name(Stats._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT topic, SUM(received), SUM(unique_processed), SUM(duplicate_dropped)"
+            "SELECT topic, SUM(received), SUM(unique_processed), SUM(duplicate_dropped), SUM(pruned)"
             f" FROM {table} GROUP BY topic ORDER BY topic"
         )
         rows = cursor.fetchall()
@@ -80,7 +97,8 @@ def read_totals() -> Totals:
         received=int(sum(row[1] for row in rows)),
         unique_processed=int(sum(row[2] for row in rows)),
         duplicate_dropped=int(sum(row[3] for row in rows)),
-        topics=[row[0] for row in rows if row[2] > 0],
+        pruned=int(sum(row[4] for row in rows)),
+        topics=[row[0] for row in rows if row[2] > row[4]],
     )
 
 

@@ -48,6 +48,8 @@ class Stats(models.Model):
     received = models.BigIntegerField(default=0)
     unique_processed = models.BigIntegerField(default=0)
     duplicate_dropped = models.BigIntegerField(default=0)
+    # Stored events deleted by retention: what is stored now is unique_processed - pruned.
+    pruned = models.BigIntegerField(default=0, db_default=0)  # db_default: raw inserts leave it out
 
     class Meta:
         verbose_name_plural = "stats"
@@ -57,6 +59,32 @@ class Stats(models.Model):
 
     def __str__(self):
         return f"{self.topic} #{self.shard}"
+
+
+class PrunedEvent(models.Model):
+    """A tombstone: the key of an event deleted by retention (events.tombstones).
+
+    While it exists, a late copy of the event is still a duplicate. It is
+    itself deleted once the event is older than its retention plus the dedup
+    horizon.
+    """
+
+    topic = models.CharField(max_length=255)
+    event_id = models.UUIDField()
+    timestamp = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # event_id first: the write path looks up a batch's ids.
+            models.UniqueConstraint(fields=["event_id", "topic"], name="prunedevent_unique_event_id_topic"),
+        ]
+        indexes = [
+            # Expiry: one topic's oldest tombstones.
+            models.Index(fields=["topic", "timestamp"], name="prunedevent_topic_timestamp"),
+        ]
+
+    def __str__(self):
+        return f"{self.topic} {self.event_id} (pruned)"
 
 
 class IntakeBatch(models.Model):

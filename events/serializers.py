@@ -67,5 +67,7 @@ class StatsSerializer(serializers.Serializer):
     unique_processed = serializers.IntegerField(help_text="Events stored: first copies of (topic, event_id).")
     duplicate_dropped = serializers.IntegerField(help_text="Later copies, counted and dropped.")
     queued = serializers.IntegerField(help_text="Accepted, not yet processed.")
+    stored = serializers.IntegerField(help_text="Events stored now: unique_processed minus pruned.")
+    pruned = serializers.IntegerField(help_text="Stored events deleted by retention.")
     topics = serializers.ListField(child=serializers.CharField(), help_text="Topics with stored events, sorted.")
     uptime = serializers.FloatField(help_text="Seconds since this server process started.")

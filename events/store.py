@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import psycopg
 from django.db import connection
 
-from events import counters, intake
+from events import counters, intake, tombstones
 from events.db import use_consumer_cache, write_transaction
 from events.models import Event
 
@@ -50,6 +50,8 @@ def store_events(rows: list[StoredRow]) -> dict[str, tuple[int, int]]:
         inserted = _insert_postgresql(rows)
     else:
         inserted = _insert_sqlite(rows)
+    # A copy of an event that retention deleted is a duplicate too (within the dedup horizon).
+    inserted -= tombstones.delete_copies_of_pruned([row[1] for row in rows])
     processed = {topic: (inserted[topic], count - inserted[topic]) for topic, count in offered.items()}
     counters.add_processed(processed)
     return processed

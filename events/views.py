@@ -193,6 +193,8 @@ class StatsView(APIView):
                 "unique_processed": totals.unique_processed,
                 "duplicate_dropped": totals.duplicate_dropped,
                 "queued": totals.queued,
+                "stored": totals.stored,
+                "pruned": totals.pruned,
                 "topics": totals.topics,
                 "uptime": time.monotonic() - STARTED_AT,
             }

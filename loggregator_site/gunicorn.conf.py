@@ -4,6 +4,9 @@ Each value can be overridden from the environment (GUNICORN_*) or the command li
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -18,3 +21,33 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # this long for such connections to close, so short-lived servers (tests) set it low.
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "30"))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+
+# --- Prometheus (events.metrics) ---------------------------------------------
+# Every worker writes its metrics to files in PROMETHEUS_MULTIPROC_DIR and /metrics
+# sums them, so all workers count once and a restarted worker's counts stay. Point
+# `run_consumer` processes at the same directory to include theirs, and start them
+# after gunicorn: the directory is emptied when gunicorn starts. Without the
+# variable, gunicorn uses a directory of its own, removed when it exits.
+_own_metrics_dir = None
+
+
+def on_starting(server):
+    global _own_metrics_dir
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        _own_metrics_dir = tempfile.mkdtemp(prefix="loggregator-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_metrics_dir  # before any worker imports prometheus_client
+    metrics_dir = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):  # a previous run's counts
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)

@@ -5,13 +5,23 @@ defaults that work on a laptop (SQLite under data/, DEBUG on). The README has a
 table of every variable.
 """
 
+import math
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from loggregator_site import secret_key
-from loggregator_site.env import env_bool, env_float, env_int, env_list, env_rate, env_str
+from loggregator_site.env import (
+    env_bool,
+    env_duration,
+    env_float,
+    env_int,
+    env_list,
+    env_rate,
+    env_retention,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -62,6 +72,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it counts and times every response, errors included.
+    "events.metrics_middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files in every mode (runserver, gunicorn, Docker), before anything that needs a session.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -224,6 +236,19 @@ LOGGREGATOR = {
     "OTLP_MAX_BODY_BYTES": env_int("LOGGREGATOR_OTLP_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1),
     # The log-record or resource attribute that names a record's topic.
     "OTLP_TOPIC_ATTRIBUTE": env_str("LOGGREGATOR_OTLP_TOPIC_ATTRIBUTE", "loggregator.topic"),
+    # --- Operations (events.retention, events.pruner, events.health, events.metrics)
+    # How long events are kept, by timestamp: (default, ((topic pattern, seconds), ...)), None = forever.
+    "RETENTION": env_retention("LOGGREGATOR_RETENTION"),
+    # How long after its retention a copy of a pruned event is still a duplicate (None: as long as the retention).
+    "DEDUP_HORIZON": env_duration("LOGGREGATOR_DEDUP_HORIZON", forever=math.inf),
+    # Seconds between automatic prunes in each web process (0: only `manage.py prune`).
+    "PRUNE_INTERVAL": env_float("LOGGREGATOR_PRUNE_INTERVAL", 60.0),
+    # Events deleted per pruning transaction: short, so publishes never wait long for the write lock.
+    "PRUNE_CHUNK_EVENTS": env_int("LOGGREGATOR_PRUNE_CHUNK_EVENTS", 500, minimum=1),
+    # /readyz fails when the oldest queued batch has waited longer than this (seconds): no consumer progresses.
+    "READY_MAX_QUEUE_AGE": env_float("LOGGREGATOR_READY_MAX_QUEUE_AGE", 60.0, minimum=0.001),
+    # /metrics needs an API key with the `read` scope.
+    "PROTECT_METRICS": env_bool("LOGGREGATOR_PROTECT_METRICS", False),
 }
 
 LOGGING = {

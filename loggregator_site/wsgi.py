@@ -1,7 +1,8 @@
 """WSGI entry point for runserver and gunicorn.
 
 Each web process also starts the in-process consumer thread unless dedicated
-`run_consumer` processes are configured (LOGGREGATOR_INPROCESS_CONSUMER=false).
+`run_consumer` processes are configured (LOGGREGATOR_INPROCESS_CONSUMER=false),
+and, when a retention is configured, the pruning thread.
 """
 
 import os
@@ -18,3 +19,7 @@ if settings.LOGGREGATOR["INPROCESS_CONSUMER"]:
     from events.background import start_consumer_thread
 
     start_consumer_thread()
+
+from events.pruner import start_pruning_thread  # noqa: E402
+
+start_pruning_thread()  # only when a retention is configured

@@ -39,6 +39,8 @@ def test_duplicates_across_batches_are_stored_once(publish, drain, stats):
         "unique_processed": 55,
         "duplicate_dropped": 20,
         "queued": 0,
+        "stored": 55,
+        "pruned": 0,
         "topics": [],
         "uptime": 0,
     }

@@ -18,6 +18,8 @@ def test_an_empty_service_reports_zeros(stats):
         "unique_processed": 0,
         "duplicate_dropped": 0,
         "queued": 0,
+        "stored": 0,
+        "pruned": 0,
         "topics": [],
         "uptime": 0,
     }

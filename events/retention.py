@@ -1,0 +1,189 @@
+"""Retention: delete events older than their topic's retention, in small transactions.
+
+LOGGREGATOR_RETENTION sets a default and per-topic-pattern overrides
+("7d,debug.>=1d"); an event is due once its `timestamp` is older than its
+topic's retention. Each chunk deletes the topic's oldest due events, writes
+their tombstones (events.tombstones) and counts them as `pruned`, all in one
+transaction, so a kill at any moment loses or double-counts nothing. Chunks
+are small and, on SQLite, take the writers' lock (events.db) like any other
+write: publishes wait for at most one chunk.
+
+Tombstones are themselves deleted once the event is older than its retention
+plus the dedup horizon (LOGGREGATOR_DEDUP_HORIZON, by default as long as the
+retention). A copy that arrives after that is stored as a new event, counted
+in `unique_processed` again, and pruned again at the next pass.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from events import counters, tombstones
+from events.db import use_consumer_cache, write_transaction
+from events.models import Event, PrunedEvent, Stats
+
+
+def topic_matches(pattern: str, topic: str) -> bool:
+    """NATS-style subjects: `*` matches one segment, a final `>` one or more."""
+    wanted, segments = pattern.split("."), topic.split(".")
+    if wanted[-1] == ">":
+        wanted = wanted[:-1]
+        if len(segments) <= len(wanted):
+            return False
+        segments = segments[: len(wanted)]
+    return len(wanted) == len(segments) and all(w in ("*", s) for w, s in zip(wanted, segments))
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """Seconds to keep each topic's events (None: forever), and how long tombstones outlive them."""
+
+    default: float | None = None
+    overrides: tuple[tuple[str, float | None], ...] = ()
+    # Extra time a pruned event's key is kept; None: as long as the retention.
+    dedup_horizon: float | None = None
+
+    @classmethod
+    def from_settings(cls) -> RetentionPolicy:
+        default, overrides = settings.LOGGREGATOR["RETENTION"]
+        return cls(default, overrides, settings.LOGGREGATOR["DEDUP_HORIZON"])
+
+    @property
+    def keeps_everything(self) -> bool:
+        return self.default is None and all(seconds is None for _, seconds in self.overrides)
+
+    def retention(self, topic: str) -> float | None:
+        """The first override whose pattern matches, else the default."""
+        for pattern, seconds in self.overrides:
+            if topic_matches(pattern, topic):
+                return seconds
+        return self.default
+
+    def tombstone_lifetime(self, topic: str) -> float | None:
+        """Age (by timestamp) after which a pruned event's copy is no longer recognised; None: never."""
+        retention = self.retention(topic)
+        if retention is None:
+            return None
+        horizon = retention if self.dedup_horizon is None else self.dedup_horizon
+        return retention + horizon
+
+    def events_due_before(self, topic: str, now: datetime) -> datetime | None:
+        """The topic's events with an earlier timestamp are due for deletion; None: kept forever."""
+        retention = self.retention(topic)
+        return None if retention is None else now - timedelta(seconds=retention)
+
+    def tombstones_due_before(self, topic: str, now: datetime) -> datetime | None:
+        """The topic's tombstones of events with an earlier timestamp have expired; None: never."""
+        lifetime = self.tombstone_lifetime(topic)
+        return None if lifetime is None or lifetime == math.inf else now - timedelta(seconds=lifetime)
+
+
+@dataclass
+class PruneReport:
+    events: Counter[str] = field(default_factory=Counter)  # per topic
+    tombstones: Counter[str] = field(default_factory=Counter)  # expired, per topic
+
+
+def prune(
+    policy: RetentionPolicy | None = None,
+    *,
+    now: datetime | None = None,
+    chunk_events: int | None = None,
+    stop: threading.Event | None = None,
+) -> PruneReport:
+    """Delete every due event and expired tombstone, a chunk per transaction; stops early when `stop` is set."""
+    policy = policy or RetentionPolicy.from_settings()
+    now = now or timezone.now()
+    chunk_events = chunk_events or settings.LOGGREGATOR["PRUNE_CHUNK_EVENTS"]
+    stop = stop or threading.Event()
+    report = PruneReport()
+    for topic in _topics():
+        if cutoff := policy.events_due_before(topic, now):
+            report.events[topic] = _repeat(partial(_prune_chunk, topic, cutoff, chunk_events), stop)
+        if cutoff := policy.tombstones_due_before(topic, now):
+            report.tombstones[topic] = _repeat(partial(_expire_chunk, topic, cutoff, chunk_events), stop)
+    return report
+
+
+def _repeat(chunk, stop: threading.Event) -> int:
+    """Run chunk() until it does nothing (or `stop`); the sum of what it did.
+
+    chunk() returns (rows, seconds it held the write lock).
+    """
+    total = 0
+    while not stop.is_set():
+        done, held = chunk()
+        if not done:
+            break
+        total += done
+        if connection.vendor == "sqlite":
+            # Rest as long as the chunk held the write lock: other writers get at least every other turn.
+            stop.wait(held)
+    return total
+
+
+def due(policy: RetentionPolicy | None = None, *, now: datetime | None = None) -> PruneReport:
+    """What prune() would delete now, deleting nothing (`manage.py prune --dry-run`)."""
+    policy = policy or RetentionPolicy.from_settings()
+    now = now or timezone.now()
+    report = PruneReport()
+    for topic in _topics():
+        if cutoff := policy.events_due_before(topic, now):
+            report.events[topic] = Event.objects.filter(topic=topic, timestamp__lt=cutoff).count()
+        if cutoff := policy.tombstones_due_before(topic, now):
+            report.tombstones[topic] = PrunedEvent.objects.filter(topic=topic, timestamp__lt=cutoff).count()
+    return report
+
+
+def _topics() -> list[str]:
+    # From the counters: one row per topic and shard, never a scan of the events.
+    return sorted(set(Stats.objects.values_list("topic", flat=True)))
+
+
+def _prune_chunk(topic: str, cutoff: datetime, limit: int) -> tuple[int, float]:
+    """Delete the topic's oldest events before `cutoff`, up to `limit`, with their tombstones and count.
+
+    Returns how many, and how long the write lock was held. The count is what
+    this transaction deleted: a concurrent pruner's rows are its own to count.
+    """
+    events = connection.ops.quote_name(Event._meta.db_table)
+    due = f"SELECT id FROM {events} WHERE topic = %s AND timestamp < %s ORDER BY timestamp LIMIT %s"
+    params = [topic, connection.ops.adapt_datetimefield_value(cutoff), limit]
+    with write_transaction(), connection.cursor() as cursor:
+        locked_at = time.monotonic()
+        if connection.vendor == "postgresql":
+            # One statement, one round trip. Pruners in several processes skip each other's rows.
+            cursor.execute(
+                f"WITH gone AS (DELETE FROM {events} WHERE id IN ({due} FOR UPDATE SKIP LOCKED)"
+                " RETURNING topic, event_id, timestamp),"
+                f" tombstoned AS ({tombstones.INSERT_FROM_GONE})"
+                " SELECT COUNT(*) FROM gone",
+                params,
+            )
+            (deleted,) = cursor.fetchone()
+        else:
+            use_consumer_cache()  # its deletes touch the same index pages all over the table as the inserts
+            cursor.execute(f"DELETE FROM {events} WHERE id IN ({due}) RETURNING event_id, timestamp", params)
+            gone = cursor.fetchall()
+            tombstones.record(topic, gone)
+            deleted = len(gone)
+        if deleted:
+            counters.add_pruned(topic, deleted)
+    return deleted, time.monotonic() - locked_at
+
+
+def _expire_chunk(topic: str, cutoff: datetime, limit: int) -> tuple[int, float]:
+    with write_transaction():
+        locked_at = time.monotonic()
+        expired = tombstones.expire(topic, before=cutoff, limit=limit)
+    return expired, time.monotonic() - locked_at

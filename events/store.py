@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psycopg
 from django.db import connection
 
-from events import counters, intake
+from events import commit_log, counters, intake
 from events.db import use_consumer_cache, write_transaction
 from events.models import Event
 
@@ -32,21 +32,23 @@ def store_events(rows: list[intake.EventRow]) -> dict[str, tuple[int, int]]:
     Must run inside the transaction that also takes the rows off the queue.
     """
     offered = Counter(row[0] for row in rows)
+    commit_id = commit_log.new_commit_id()
     if connection.vendor == "postgresql":
-        inserted = _insert_postgresql(rows)
+        inserted = _insert_postgresql(rows, commit_id)
     else:
-        inserted = _insert_sqlite(rows)
+        inserted = _insert_sqlite(rows, commit_id)
     processed = {topic: (inserted[topic], count - inserted[topic]) for topic, count in offered.items()}
     counters.add_processed(processed)
+    commit_log.record(commit_id, inserted)  # last: it holds the position lock until COMMIT
     return processed
 
 
-def _insert_sqlite(rows: list[intake.EventRow]) -> Counter[str]:
+def _insert_sqlite(rows: list[intake.EventRow], commit_id: int) -> Counter[str]:
     # One writer at a time (the IMMEDIATE transaction): rows go in arrival order.
     table = connection.ops.quote_name(Event._meta.db_table)
     sql = (
-        f"INSERT INTO {table} (topic, event_id, timestamp, source, payload)"
-        " VALUES (%s, %s, %s, %s, %s)"
+        f"INSERT INTO {table} (topic, event_id, timestamp, source, payload, store_commit_id)"
+        f" VALUES (%s, %s, %s, %s, %s, {int(commit_id)})"
         " ON CONFLICT (topic, event_id) DO NOTHING"
     )
     by_topic: dict[str, list[intake.EventRow]] = defaultdict(list)
@@ -61,7 +63,7 @@ def _insert_sqlite(rows: list[intake.EventRow]) -> Counter[str]:
     return inserted
 
 
-def _insert_postgresql(rows: list[intake.EventRow]) -> Counter[str]:
+def _insert_postgresql(rows: list[intake.EventRow], commit_id: int) -> Counter[str]:
     table = connection.ops.quote_name(Event._meta.db_table)
     # One statement for the whole batch (arrays, unnested in order) instead
     # of a statement per row; RETURNING tells which rows were new.
@@ -84,8 +86,8 @@ def _insert_postgresql(rows: list[intake.EventRow]) -> Counter[str]:
             f" nextval(pg_get_serial_sequence('{table}', 'id')) AS id"
             " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[])"
             " WITH ORDINALITY AS x(t, e, ts, s, p, n) ORDER BY n)"
-            f" INSERT INTO {table} (topic, event_id, timestamp, source, payload, id)"
-            " SELECT t, e, ts, s, p, id FROM arrived ORDER BY t, e, n"
+            f" INSERT INTO {table} (topic, event_id, timestamp, source, payload, id, store_commit_id)"
+            f" SELECT t, e, ts, s, p, id, {int(commit_id)} FROM arrived ORDER BY t, e, n"
             " ON CONFLICT (topic, event_id) DO NOTHING"
             " RETURNING topic",
             [list(column) for column in zip(*rows)],

@@ -28,20 +28,21 @@ def is_supported() -> bool:
     return connection.vendor == "postgresql"
 
 
-def notify_at_commit() -> None:
-    """Call inside the transaction that queues work."""
+def notify_at_commit(channel: str = CHANNEL) -> None:
+    """Call inside the transaction that queues work (or, on another channel, whatever listeners wait for)."""
     if is_supported():
         with connection.cursor() as cursor:
-            cursor.execute(f"NOTIFY {CHANNEL}")
+            cursor.execute(f"NOTIFY {channel}")
 
 
 class Listener(threading.Thread):
     """Sets `wakeup` on each notification until `stop` is set (then exits within LISTEN_SLICE)."""
 
-    def __init__(self, wakeup: threading.Event, stop: threading.Event):
-        super().__init__(name="loggregator-listener", daemon=True)
+    def __init__(self, wakeup: threading.Event, stop: threading.Event, channel: str = CHANNEL):
+        super().__init__(name=f"loggregator-listener-{channel}", daemon=True)
         self.wakeup = wakeup
         self.stop = stop
+        self.channel = channel
         # Set while LISTEN is in effect.
         self.listening = threading.Event()
 
@@ -64,7 +65,7 @@ class Listener(threading.Thread):
         # of the consumer and must never be shared, pooled or closed per round.
         params = connections["default"].get_connection_params()
         with psycopg.connect(**params, autocommit=True) as listening:
-            listening.execute(f"LISTEN {CHANNEL}")
+            listening.execute(f"LISTEN {self.channel}")
             self.listening.set()
             try:
                 # Work queued while not listening sent no notification we saw.

@@ -50,10 +50,13 @@ class ServerConfig:
     postgres_url: str | None = None
     # Set per workload: the database the server uses.
     database_url: str | None = None
+    # "asgi": the production server (uvicorn workers, loggregator_site.asgi);
+    # "wsgi": gunicorn's gthread worker on loggregator_site.wsgi, to compare.
+    server: str = "asgi"
 
     @property
     def mode(self) -> str:
-        processes = f"{self.workers} gunicorn workers x {self.threads} threads"
+        processes = f"{self.workers} gunicorn {self.server} workers x {self.threads} threads"
         if self.consumers:
             processes = f"{processes}, {self.consumers} run_consumer process(es)"
         else:
@@ -98,19 +101,21 @@ class BenchmarkServer:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=PROJECT_DIR, env=self.env, check=True
         )
-        self._spawn("gunicorn", self._gunicorn("loggregator_site.wsgi"))
+        self._spawn("gunicorn", self._gunicorn(f"loggregator_site.{self.config.server}"))
         for number in range(1, self.config.consumers + 1):
             self._spawn(f"run_consumer-{number}", [sys.executable, "manage.py", "run_consumer"])
         self._wait_until_ready()
         self._wait_until_settled()
 
     def _gunicorn(self, application: str) -> list[str]:
+        worker_class = ["--worker-class", "gthread"] if self.config.server == "wsgi" else []
         return [
             sys.executable, "-m", "gunicorn", application,
             "-c", "loggregator_site/gunicorn.conf.py",
             "--bind", f"127.0.0.1:{self.port}",
             "--workers", str(self.config.workers),
             "--threads", str(self.config.threads),
+            *worker_class,
         ]  # fmt: skip
 
     def _spawn(self, name: str, args: list[str]) -> None:
@@ -256,7 +261,7 @@ class NullServer(BenchmarkServer):
     """The same gunicorn serving benchmark.null_app: the load ceiling's server."""
 
     def start(self) -> None:
-        self._spawn("null-gunicorn", self._gunicorn("benchmark.null_app:application"))
+        self._spawn("null-gunicorn", self._gunicorn(f"benchmark.null_app:{self.config.server}_application"))
         self._wait_until_ready()
         self._wait_until_settled()
 

@@ -1,7 +1,34 @@
+"""ASGI entry point: what gunicorn serves (loggregator_site/gunicorn.conf.py) and `uvicorn` can run.
+
+Live streams (/events/stream) run on the event loop under Django's ASGI
+handler: an open stream holds no thread, so one process keeps many open.
+Every other request goes to the WSGI application (loggregator_site.wsgi,
+which also starts the in-process consumer) in a fixed pool of threads, as
+under gunicorn's gthread worker: each thread keeps its database connection
+and concurrent publishes share commits. (Django's own ASGI path would run each
+sync view in a new thread with a new database connection.)
+"""
+
 import os
 
+from a2wsgi import WSGIMiddleware
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loggregator_site.settings")
 
-application = get_asgi_application()
+django_asgi = get_asgi_application()
+
+from django.urls import reverse  # noqa: E402  (needs the settings configured above)
+
+from loggregator_site.wsgi import application as wsgi_application  # noqa: E402
+
+ASYNC_PATHS = frozenset({reverse("event-stream")})
+# loggregator_site.asgi_worker passes gunicorn's --threads (GUNICORN_THREADS) on.
+threaded_wsgi = WSGIMiddleware(wsgi_application, workers=int(os.environ.get("GUNICORN_THREADS", "8")))
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "http" and scope["path"] in ASYNC_PATHS:
+        await django_asgi(scope, receive, send)
+    else:
+        await threaded_wsgi(scope, receive, send)

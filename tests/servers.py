@@ -183,7 +183,7 @@ class AggregatorServer(ManagedProcess):
     def start(self) -> None:
         self.spawn(
             [
-                sys.executable, "-m", "gunicorn", "loggregator_site.wsgi",
+                sys.executable, "-m", "gunicorn", "loggregator_site.asgi",
                 "-c", "loggregator_site/gunicorn.conf.py",
                 "--bind", f"127.0.0.1:{self.port}",
                 "--workers", str(self.workers),

@@ -56,6 +56,13 @@ class Command(BaseCommand):
             "with LOGGREGATOR_INPROCESS_CONSUMER=false.",
         )
         parser.add_argument(
+            "--server",
+            choices=("asgi", "wsgi"),
+            default="asgi",
+            help="asgi: the production worker, uvicorn on loggregator_site.asgi (default); wsgi: gunicorn's "
+            "gthread worker on loggregator_site.wsgi, for comparison.",
+        )
+        parser.add_argument(
             "--postgres",
             metavar="URL",
             default=None,
@@ -86,6 +93,7 @@ class Command(BaseCommand):
         workers,
         threads,
         consumers,
+        server,
         postgres,
         seed,
         keep_dir,
@@ -98,7 +106,9 @@ class Command(BaseCommand):
             raise CommandError("--events must be at least 1.")
         if profile is not None and not profiler_available():
             raise CommandError("--profile needs py-spy: pip install py-spy")
-        config = ServerConfig(workers=workers, threads=threads, consumers=consumers, postgres_url=postgres)
+        config = ServerConfig(
+            workers=workers, threads=threads, consumers=consumers, postgres_url=postgres, server=server
+        )
         catalogue = QUICK if quick else FULL
         seed = random.randrange(2**31) if seed is None else seed
         # SIGTERM unwinds like Ctrl-C, so the servers and temporary directories are cleaned up.

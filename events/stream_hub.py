@@ -109,8 +109,10 @@ class AsyncWaker:
 
 
 class StreamHub:
-    def __init__(self, *, poll_interval: float, buffer_events: int):
+    def __init__(self, *, poll_interval: float, buffer_events: int, watch: bool = True):
         self.poll_interval = poll_interval
+        # False: no watcher thread; whoever made the hub calls advance() (tests).
+        self.watch = watch
         self.buffer_events = buffer_events
         self.closing = False
         self._lock = threading.Lock()
@@ -137,7 +139,7 @@ class StreamHub:
                 self.head = self._floor = commit_log.head()
             self._subscribers[waker] = pattern
             self._active.set()
-            if self._thread is None:
+            if self._thread is None and self.watch:
                 self._thread = threading.Thread(target=self._run, name="loggregator-stream-hub", daemon=True)
                 self._thread.start()
 
@@ -198,7 +200,7 @@ class StreamHub:
             self._wakeup.clear()
             close_old_connections()
             try:
-                self._advance()
+                self.advance()
             except DatabaseError:
                 backoff = min(30.0, max(1.0, backoff * 2))
                 logger.warning("Reading new events for the live streams failed; retrying in %.0f s", backoff)
@@ -207,7 +209,8 @@ class StreamHub:
             else:
                 backoff = 0.0
 
-    def _advance(self) -> None:
+    def advance(self) -> None:
+        """Read what was stored since the last look into the buffer, and wake the streams."""
         head = commit_log.head()
         self.queries += 1
         with self._lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import requests
@@ -38,11 +38,15 @@ class Comment:
     text: str
 
 
-def messages(response: requests.Response) -> Iterator[Message | Comment]:
-    """The messages and comments of one response, as they arrive; a message with no data only moves `last_id`."""
+def messages(chunks: Iterable[bytes]) -> Iterator[Message | Comment]:
+    """The messages and comments of a response's body, as they arrive.
+
+    A message with an id and nothing else (the stream's start, or the
+    position reached) comes as Message("", "", id): it only moves the cursor.
+    """
     last_id: str | None = None
     event, data = "", []
-    for line in _lines(response):
+    for line in _lines(chunks):
         if not line:
             if data:
                 yield Message(event or "message", "\n".join(data), last_id)
@@ -63,9 +67,9 @@ def messages(response: requests.Response) -> Iterator[Message | Comment]:
             data.append(value)
 
 
-def _lines(response: requests.Response) -> Iterator[str]:
+def _lines(chunks: Iterable[bytes]) -> Iterator[str]:
     pending = b""
-    for chunk in response.iter_content(chunk_size=None):
+    for chunk in chunks:
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
@@ -130,7 +134,7 @@ class EventStreamReader:
             self._response = response
             if response.status_code != 200:
                 raise StreamRefused(response)
-            for item in messages(response):
+            for item in messages(response.iter_content(chunk_size=None)):
                 if isinstance(item, Message) and item.id is not None:
                     self.last_id = item.id
                 yield item

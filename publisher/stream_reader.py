@@ -134,10 +134,15 @@ class EventStreamReader:
             self._response = response
             if response.status_code != 200:
                 raise StreamRefused(response)
-            for item in messages(response.iter_content(chunk_size=None)):
-                if isinstance(item, Message) and item.id is not None:
-                    self.last_id = item.id
-                yield item
+            try:
+                for item in messages(response.iter_content(chunk_size=None)):
+                    if isinstance(item, Message) and item.id is not None:
+                        self.last_id = item.id
+                    yield item
+            except Exception:
+                if self._closed.is_set():
+                    return  # close() from another thread cut the read short, however it failed
+                raise
 
     def close(self) -> None:
         """Stop following; callable from another thread or a signal handler."""

@@ -9,12 +9,16 @@ from benchmark import report
 from benchmark.profile import available as profiler_available
 from benchmark.runner import run_workload
 from benchmark.server import ServerConfig
+from benchmark.tail_workload import run_tail, write_tail_report
 from benchmark.workloads import FULL, NAMES, QUICK
+
+# Live streams: a workload of its own shape (benchmark.tail_workload), run only when named.
+TAIL = "tail"
 
 
 def workload_names(value: str) -> list[str]:
     names = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in NAMES]
+    unknown = [name for name in names if name not in (*NAMES, TAIL)]
     if unknown or not names:
         raise ValueError(value)
     return names
@@ -36,7 +40,7 @@ class Command(BaseCommand):
             "--workloads",
             type=workload_names,
             default=list(NAMES),
-            help=f"Comma-separated workloads to run, from {', '.join(NAMES)} (default: all).",
+            help=f"Comma-separated workloads to run, from {', '.join(NAMES)} (default: all), and {TAIL}.",
         )
         parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run of a minute or two.")
         parser.add_argument(
@@ -113,9 +117,12 @@ class Command(BaseCommand):
         seed = random.randrange(2**31) if seed is None else seed
         # SIGTERM unwinds like Ctrl-C, so the servers and temporary directories are cleaned up.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        results = []
+        results, tails = [], []
         for run in range(repeat):
             for name in workloads:
+                if name == TAIL:
+                    tails.append(run_tail(config, quick=quick, seed=seed + run, events=events))
+                    continue
                 workload = catalogue[name]
                 if events is not None:
                     workload = workload.with_events(events)
@@ -137,9 +144,12 @@ class Command(BaseCommand):
                 )
         if options["json"]:
             document = {"seed": seed, "server": config.mode, "results": results, "medians": report.medians(results)}
-            self.stdout.write(json.dumps(document, indent=2))
+            self.stdout.write(json.dumps({**document, TAIL: tails} if tails else document, indent=2))
         else:
-            report.write_report(results, self.stdout.write)
-        failed = [result["workload"] for result in results if not result["ok"]]
+            if results:
+                report.write_report(results, self.stdout.write)
+            for tail in tails:
+                write_tail_report(tail, self.stdout.write)
+        failed = [result["workload"] for result in results + tails if not result["ok"]]
         if failed:
             raise CommandError(f"counts or requests failed in: {', '.join(failed)}")

@@ -135,8 +135,8 @@ class BenchmarkServer:
                 try:
                     if session.get(f"{self.url}/stats", timeout=5).status_code == 200:
                         return
-                except requests.ConnectionError:
-                    pass
+                except (requests.ConnectionError, requests.Timeout):
+                    pass  # not listening yet, or the workers are still starting on a busy machine
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"gunicorn did not answer on {self.url}:\n{self.log('gunicorn')}")
                 time.sleep(0.05)  # poll interval

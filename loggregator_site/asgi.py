@@ -9,6 +9,7 @@ and concurrent publishes share commits. (Django's own ASGI path would run each
 sync view in a new thread with a new database connection.)
 """
 
+import functools
 import os
 
 from a2wsgi import WSGIMiddleware
@@ -22,13 +23,19 @@ from django.urls import reverse  # noqa: E402  (needs the settings configured ab
 
 from loggregator_site.wsgi import application as wsgi_application  # noqa: E402
 
-ASYNC_PATHS = frozenset({reverse("event-stream")})
 # loggregator_site.asgi_worker passes gunicorn's --threads (GUNICORN_THREADS) on.
 threaded_wsgi = WSGIMiddleware(wsgi_application, workers=int(os.environ.get("GUNICORN_THREADS", "8")))
 
 
+@functools.cache
+def async_paths() -> frozenset[str]:
+    # Resolved at the first request, like the URLconf under WSGI: loading it
+    # at import would slow every worker's start.
+    return frozenset({reverse("event-stream")})
+
+
 async def application(scope, receive, send):
-    if scope["type"] == "http" and scope["path"] in ASYNC_PATHS:
+    if scope["type"] == "http" and scope["path"] in async_paths():
         await django_asgi(scope, receive, send)
     else:
         await threaded_wsgi(scope, receive, send)

@@ -196,8 +196,8 @@ class AggregatorServer(ManagedProcess):
             raise AssertionError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
         try:
             return self.session.get(f"{self.url}/stats", timeout=5).status_code == 200
-        except requests.ConnectionError:
-            return False
+        except (requests.ConnectionError, requests.Timeout):
+            return False  # not listening yet, or the workers are still starting on a busy machine
 
     def stats(self) -> dict:
         response = self.session.get(f"{self.url}/stats", timeout=30)

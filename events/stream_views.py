@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.db import connection
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -66,13 +65,8 @@ class EventStreamView(APIView):
             heartbeat=config["STREAM_HEARTBEAT"],
             max_lag=config["STREAM_MAX_LAG"],
         )
-        if isinstance(request._request, ASGIRequest):
-            body = async_event_stream(session)
-            # Under ASGI this thread serves this request only and ends with it:
-            # its connection would outlive it unused.
-            connection.close()
-        else:
-            body = event_stream(session)
+        asynchronous = isinstance(request._request, ASGIRequest)
+        body = async_event_stream(session) if asynchronous else event_stream(session)
         response = StreamingHttpResponse(body, content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
         # nginx and other proxies: pass each message on at once.

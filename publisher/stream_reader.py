@@ -45,14 +45,14 @@ def messages(chunks: Iterable[bytes]) -> Iterator[Message | Comment]:
     position reached) comes as Message("", "", id): it only moves the cursor.
     """
     last_id: str | None = None
-    event, data = "", []
+    event, data, new_id = "", [], False
     for line in _lines(chunks):
         if not line:
             if data:
                 yield Message(event or "message", "\n".join(data), last_id)
-            elif event == "" and last_id is not None:
+            elif new_id:
                 yield Message("", "", last_id)  # an id alone: where to resume from
-            event, data = "", []
+            event, data, new_id = "", [], False
             continue
         if line.startswith(":"):
             yield Comment(line[1:].strip())
@@ -60,7 +60,7 @@ def messages(chunks: Iterable[bytes]) -> Iterator[Message | Comment]:
         name, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if name == "id":
-            last_id = value
+            last_id, new_id = value, True
         elif name == "event":
             event = value
         elif name == "data":

@@ -189,7 +189,11 @@ class AggregatorServer(ManagedProcess):
                 "--workers", str(self.workers),
             ]
         )  # fmt: skip
-        wait_for(self._ready, message=f"{self.name} to answer on {self.url}")
+        try:
+            wait_for(self._ready, message=f"{self.name} to answer on {self.url}")
+        except BaseException:
+            self.kill()  # a server that never answered must not outlive the test
+            raise
 
     def _ready(self) -> bool:
         if not self.running:

@@ -13,12 +13,14 @@ committed, so "everything after P" is exact, across processes and restarts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Max
+from django.db.models import Max, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from events import wakeup
@@ -108,13 +110,36 @@ def position_before(instant: datetime) -> int:
     return first.position - first.event_count if first else head()
 
 
-def events_of(commits: Iterable[Commit], topics: Iterable[str]) -> list[Event]:
-    """The events `commits` stored under `topics`, with their commit's position as `store_position`."""
+class StoredEvent:
+    """What a stream needs of a stored event, read without building a model instance.
+
+    The payload stays the JSON text the database holds (what `q=` searches)
+    and is decoded only if a filter looks at it.
+    """
+
+    __slots__ = ("pk", "topic", "event_id", "timestamp", "source", "payload_text", "store_position", "_payload")
+
+    def __init__(self, pk, topic, event_id, timestamp, source, payload_text, store_position):
+        self.pk, self.topic, self.event_id, self.timestamp = pk, topic, event_id, timestamp
+        self.source, self.payload_text, self.store_position = source, payload_text, store_position
+        self._payload = None
+
+    @property
+    def payload(self):
+        if self._payload is None:
+            self._payload = json.loads(self.payload_text)
+        return self._payload
+
+
+def events_of(commits: Iterable[Commit], topics: Iterable[str]) -> list[StoredEvent]:
+    """The events `commits` stored under `topics`, each with its commit's position."""
     positions = {commit.id: commit.position for commit in commits}
     topics = list(topics)
     if not positions or not topics:
         return []
-    events = list(Event.objects.filter(store_commit_id__in=positions, topic__in=topics))
-    for event in events:
-        event.store_position = positions[event.store_commit_id]
-    return events
+    rows = (
+        Event.objects.filter(store_commit_id__in=positions, topic__in=topics)
+        .annotate(payload_text=Cast("payload", TextField()))
+        .values_list("id", "topic", "event_id", "timestamp", "source", "payload_text", "store_commit_id")
+    )
+    return [StoredEvent(*row[:6], positions[row[6]]) for row in rows]

@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from events import commit_log, stream_cursor, wakeup
-from events.models import Event
+from events.commit_log import StoredEvent
 from events.stream_cursor import Key
 
 logger = logging.getLogger(__name__)
@@ -37,12 +37,12 @@ _encode = msgspec.json.Encoder().encode
 @dataclass(frozen=True)
 class StreamItem:
     key: Key
-    event: Event
+    event: StoredEvent
     message: bytes  # the SSE message, ready to send
 
 
-def stream_items(events: list[Event]) -> dict[str, list[StreamItem]]:
-    """Events (with their store_position) as SSE messages, by topic, each list in stream order."""
+def stream_items(events: list[StoredEvent]) -> dict[str, list[StreamItem]]:
+    """Stored events as SSE messages, by topic, each list in stream order."""
     by_topic: dict[str, list[StreamItem]] = defaultdict(list)
     for event in events:
         key = stream_cursor.event_key(event.store_position, event.timestamp, event.pk)
@@ -52,7 +52,7 @@ def stream_items(events: list[Event]) -> dict[str, list[StreamItem]]:
                 "event_id": event.event_id,
                 "timestamp": event.timestamp,
                 "source": event.source,
-                "payload": event.payload,
+                "payload": msgspec.Raw(event.payload_text.encode()),  # as stored, never decoded here
             }
         )
         message = b"id: %s\nevent: event\ndata: %s\n\n" % (stream_cursor.encode(key).encode(), data)

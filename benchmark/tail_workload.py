@@ -55,13 +55,15 @@ TARGET_PERCENT_WITH_STREAMS = 90.0
 DEADLINE = 600.0  # a stuck stream fails the run; it measures nothing
 
 
-def run_tail(config: ServerConfig, *, quick: bool, seed: int, events: int | None = None) -> dict[str, Any]:
+def run_tail(
+    config: ServerConfig, *, quick: bool, seed: int, events: int | None = None, matching: int = MATCHING_STREAMS
+) -> dict[str, Any]:
     directory = Path(tempfile.mkdtemp(prefix="loggregator-bench-tail-"))
     load = replace(FULL["batch5000"], events=events or (20_000 if quick else 100_000))
     try:
         with _database(config) as config, BenchmarkServer(directory, config) as server:
             latency = _latency(server.url, seconds=5.0 if quick else 20.0)
-            capacity = _capacity(server, config, load, directory, seed)
+            capacity = _capacity(server, config, load, directory, seed, matching)
             return {
                 "workload": "tail",
                 "server": config.mode,
@@ -138,7 +140,9 @@ def _event(topic: str) -> dict:
 # --- 2. capacity, 3. database cost ---------------------------------------------------
 
 
-def _capacity(server: BenchmarkServer, config: ServerConfig, load, directory: Path, seed: int) -> dict[str, Any]:
+def _capacity(
+    server: BenchmarkServer, config: ServerConfig, load, directory: Path, seed: int, matching_streams: int
+) -> dict[str, Any]:
     runs, problems = {}, []
 
     def play(label: str, run_seed: int):
@@ -156,13 +160,13 @@ def _capacity(server: BenchmarkServer, config: ServerConfig, load, directory: Pa
     play("without streams", seed)
     plan = build_plan(load, seed=seed + 1)
     unique_by_topic = _unique_by_topic(plan.bodies)
-    matching = [plan.topics[n % len(plan.topics)] for n in range(MATCHING_STREAMS)]
-    patterns = matching + [f"tail.idle.n{n}" for n in range(STREAMS - MATCHING_STREAMS)]
+    matching = [plan.topics[n % len(plan.topics)] for n in range(matching_streams)]
+    patterns = matching + [f"tail.idle.n{n}" for n in range(STREAMS - matching_streams)]
     with StreamHolder(server.url, patterns) as holder:
         play("with streams", seed + 1)
         expected = [unique_by_topic[topic] for topic in matching]
-        counts = _wait(lambda: (c := holder.counts())[:MATCHING_STREAMS] >= expected and c, "the streams to catch up")
-        if counts[:MATCHING_STREAMS] != expected or any(counts[MATCHING_STREAMS:]):
+        counts = _wait(lambda: (c := holder.counts())[:matching_streams] >= expected and c, "the streams to catch up")
+        if counts[:matching_streams] != expected or any(counts[matching_streams:]):
             problems.append("the streams did not receive exactly their topics' events")
         idle_with = _queries_per_second(config)
     idle_without = _queries_per_second(config)
@@ -172,7 +176,7 @@ def _capacity(server: BenchmarkServer, config: ServerConfig, load, directory: Pa
     percent = 100 * with_streams / statistics.mean(without) if with_streams and all(without) else None
     return {
         "streams": STREAMS,
-        "matching_streams": MATCHING_STREAMS,
+        "matching_streams": matching_streams,
         "events_per_run": load.events,
         "end_to_end_events_per_second": runs,
         "percent_with_streams": round(percent, 1) if percent else None,

@@ -9,7 +9,7 @@ from benchmark import report
 from benchmark.profile import available as profiler_available
 from benchmark.runner import run_workload
 from benchmark.server import ServerConfig
-from benchmark.tail_workload import run_tail, write_tail_report
+from benchmark.tail_workload import MATCHING_STREAMS, STREAMS, run_tail, write_tail_report
 from benchmark.workloads import FULL, NAMES, QUICK
 
 # Live streams: a workload of its own shape (benchmark.tail_workload), run only when named.
@@ -67,6 +67,12 @@ class Command(BaseCommand):
             "gthread worker on loggregator_site.wsgi, for comparison.",
         )
         parser.add_argument(
+            "--tail-matching",
+            type=int,
+            default=MATCHING_STREAMS,
+            help=f"tail: how many of its {STREAMS} streams follow the load's topics (default: {MATCHING_STREAMS}).",
+        )
+        parser.add_argument(
             "--postgres",
             metavar="URL",
             default=None,
@@ -98,6 +104,7 @@ class Command(BaseCommand):
         threads,
         consumers,
         server,
+        tail_matching,
         postgres,
         seed,
         keep_dir,
@@ -106,6 +113,8 @@ class Command(BaseCommand):
     ):
         if repeat < 1 or workers < 1 or threads < 1 or consumers < 0:
             raise CommandError("--repeat, --workers and --threads must be at least 1, --consumers at least 0.")
+        if not 0 <= tail_matching <= STREAMS:
+            raise CommandError(f"--tail-matching must be from 0 to {STREAMS}.")
         if events is not None and events < 1:
             raise CommandError("--events must be at least 1.")
         if profile is not None and not profiler_available():
@@ -121,7 +130,7 @@ class Command(BaseCommand):
         for run in range(repeat):
             for name in workloads:
                 if name == TAIL:
-                    tails.append(run_tail(config, quick=quick, seed=seed + run, events=events))
+                    tails.append(run_tail(config, quick=quick, seed=seed + run, events=events, matching=tail_matching))
                     continue
                 workload = catalogue[name]
                 if events is not None:

@@ -18,7 +18,7 @@ import asyncio
 import bisect
 import logging
 import threading
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass
 
 import msgspec
@@ -30,6 +30,9 @@ from events.commit_log import StoredEvent
 from events.stream_cursor import Key
 
 logger = logging.getLogger(__name__)
+
+# Chunks the buffer keeps at most (one per look that found new commits).
+MAX_CHUNKS = 256
 
 _encode = msgspec.json.Encoder().encode
 
@@ -117,7 +120,7 @@ class StreamHub:
         self.closing = False
         self._lock = threading.Lock()
         self._subscribers: dict[object, object] = {}  # waker -> topic pattern
-        self._chunks: deque[Chunk] = deque()
+        self._chunks: list[Chunk] = []  # in commit order
         self._buffered = 0
         self.head: int | None = None  # the position read up to
         self._floor = 0  # the buffer holds what was stored after this position
@@ -160,10 +163,9 @@ class StreamHub:
                 return None
             items: list[StreamItem] = []
             reached, uncovered = key, False
-            for chunk in self._chunks:
+            first = bisect.bisect_right(self._chunks, key, key=lambda chunk: stream_cursor.after_commit(chunk.end))
+            for chunk in self._chunks[first:]:
                 end = stream_cursor.after_commit(chunk.end)
-                if end <= key:
-                    continue
                 if pattern.text not in chunk.covers:
                     uncovered = True
                     break
@@ -238,8 +240,14 @@ class StreamHub:
             self._chunks.append(chunk)
             self._buffered += chunk.size
             self.head = chunk.end
-            while len(self._chunks) > 1 and self._buffered > self.buffer_events:
-                self._buffered -= self._chunks.popleft().size
+            # Bounded by events and by chunks: commits nobody wants make empty chunks.
+            drop = 0
+            while drop < len(self._chunks) - 1 and (
+                self._buffered > self.buffer_events or len(self._chunks) - drop > MAX_CHUNKS
+            ):
+                self._buffered -= self._chunks[drop].size
+                drop += 1
+            del self._chunks[:drop]
             self._floor = self._chunks[0].start
         self._wake_streams()
         if chunk.end < head:

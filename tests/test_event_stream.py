@@ -13,7 +13,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from events import commit_log, stream_cursor, stream_views
+from events import commit_log, stream_cursor, stream_hub, stream_views
 from events.models import Event, StoreCommit
 from events.stream import CATCH_UP, StreamSession
 from events.stream_filters import parse_stream_filters
@@ -144,6 +144,20 @@ def test_a_cursor_older_than_the_buffer_catches_up_from_the_store(store):
     sent = read(open_stream(hub, {"topic": "t.a"}, stream_cursor.after_commit(0)))
     assert event_ids(sent) == stored_order("t.a")
     assert len(event_ids(sent)) == 8
+
+
+@pytest.mark.django_db
+def test_commits_no_stream_wants_do_not_pile_up_in_the_buffer(store, monkeypatch):
+    monkeypatch.setattr(stream_hub, "MAX_CHUNKS", 3)
+    hub = new_hub()
+    idle = open_stream(hub, {"topic": "t.quiet"}, stream_cursor.after_commit(0))
+    for _ in range(6):
+        store(events(1, "t.busy"))
+        hub.advance()
+    assert len(hub._chunks) == 3
+    assert event_ids(read(idle)) == []
+    late = read(open_stream(hub, {"topic": "t.busy"}, stream_cursor.after_commit(0)))  # older than the buffer
+    assert event_ids(late) == stored_order("t.busy")
 
 
 @pytest.mark.django_db

@@ -5,12 +5,14 @@ the aggregator: it reads the body, parses it with json.loads and answers 202.
 No validation, no database. What a single-event /publish could reach if the
 aggregator cost nothing beyond the framework it runs on.
 
-gunicorn serves `benchmark.framework_app:application` with
+gunicorn serves `benchmark.framework_app:asgi_application` (or `wsgi_application`) with
 DJANGO_SETTINGS_MODULE=benchmark.framework_app.
 """
 
 import json
+import os
 
+from a2wsgi import WSGIMiddleware
 from django.core.wsgi import get_wsgi_application
 from django.http import JsonResponse
 from django.urls import path
@@ -36,4 +38,6 @@ def stats(request):
 
 urlpatterns = [path("publish", publish), path("stats", stats)]
 
-application = get_wsgi_application()
+wsgi_application = get_wsgi_application()
+# As loggregator_site.asgi serves every request but the stream: a pool of threads under the event loop.
+asgi_application = WSGIMiddleware(wsgi_application, workers=int(os.environ.get("GUNICORN_THREADS", "8")))

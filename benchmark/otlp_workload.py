@@ -177,6 +177,8 @@ def _run_side(side: Side, records: int, config: ServerConfig, temp_root: str) ->
                 "percent_of_ceiling",
                 "load_ceiling_events_per_second",
                 "percent_of_load_ceiling",
+                "framework_ceiling_events_per_second",
+                "percent_of_framework_ceiling",
             )
         ),
         "rss_max_mib": {},

@@ -148,7 +148,7 @@ def summarise(
     framework_rate = driven.events / driven.framework_ceiling_seconds if driven.framework_ceiling_seconds else None
     latencies = sorted(driven.latencies_ms)
     p50, p99 = driven.latency_percentiles_ms or (
-        (_percentile(latencies, 50), _percentile(latencies, 99)) if latencies else (None, None)
+        (percentile(latencies, 50), percentile(latencies, 99)) if latencies else (None, None)
     )
     during = [s for s in samples if s.at >= driven.started_at] or samples
     result: dict[str, Any] = {
@@ -188,7 +188,7 @@ def summarise(
     return result
 
 
-def _percentile(ordered: list[float], percent: float) -> float:
+def percentile(ordered: list[float], percent: float) -> float:
     """Nearest-rank percentile of an ordered list."""
     rank = max(1, -(-len(ordered) * percent // 100))
     return ordered[int(rank) - 1]

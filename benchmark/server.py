@@ -43,10 +43,13 @@ class ServerConfig:
     postgres_url: str | None = None
     # Set per workload: the database the server uses.
     database_url: str | None = None
+    # "asgi": the production server (uvicorn workers, loggregator_site.asgi);
+    # "wsgi": gunicorn's gthread worker on loggregator_site.wsgi, to compare.
+    server: str = "asgi"
 
     @property
     def mode(self) -> str:
-        processes = f"{self.workers} gunicorn workers x {self.threads} threads"
+        processes = f"{self.workers} gunicorn {self.server} workers x {self.threads} threads"
         if self.consumers:
             processes = f"{processes}, {self.consumers} run_consumer process(es)"
         else:
@@ -83,14 +86,16 @@ class BenchmarkServer:
     # --- lifecycle --------------------------------------------------------
     def start(self) -> None:
         migrate(self.env)
-        self._spawn("gunicorn", self._gunicorn("loggregator_site.wsgi"))
+        self._spawn("gunicorn", self._gunicorn(f"loggregator_site.{self.config.server}"))
         for number in range(1, self.config.consumers + 1):
             self._spawn(f"run_consumer-{number}", manage("run_consumer"))
         self._wait_until_ready()
         self._wait_until_settled()
 
     def _gunicorn(self, application: str) -> list[str]:
-        return gunicorn(application, port=self.port, workers=self.config.workers, threads=self.config.threads)
+        command = gunicorn(application, port=self.port, workers=self.config.workers, threads=self.config.threads)
+        # --server wsgi: the WSGI applications under gunicorn's own threaded worker, to compare with the default.
+        return [*command, "--worker-class", "gthread"] if self.config.server == "wsgi" else command
 
     def _spawn(self, name: str, args: list[str]) -> None:
         self.processes[name] = spawn(args, self.env, self.directory / f"{name}.log")
@@ -221,7 +226,7 @@ class NullServer(BenchmarkServer):
     """The same gunicorn serving benchmark.null_app: the load ceiling's server."""
 
     def start(self) -> None:
-        self._spawn("null-gunicorn", self._gunicorn("benchmark.null_app:application"))
+        self._spawn("null-gunicorn", self._gunicorn(f"benchmark.null_app:{self.config.server}_application"))
         self._wait_until_ready()
         self._wait_until_settled()
 
@@ -231,7 +236,7 @@ class FrameworkServer(BenchmarkServer):
 
     def start(self) -> None:
         self.env["DJANGO_SETTINGS_MODULE"] = "benchmark.framework_app"
-        self._spawn("framework-gunicorn", self._gunicorn("benchmark.framework_app:application"))
+        self._spawn("framework-gunicorn", self._gunicorn(f"benchmark.framework_app:{self.config.server}_application"))
         self._wait_until_ready()
         self._wait_until_settled()
 

@@ -14,7 +14,7 @@ cmd=${1:-web}
 case "$cmd" in
 web)
     python manage.py migrate --noinput
-    exec gunicorn loggregator_site.wsgi:application \
+    exec gunicorn loggregator_site.asgi:application \
         --config loggregator_site/gunicorn.conf.py "$@"
     ;;
 consumer)

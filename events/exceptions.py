@@ -38,6 +38,17 @@ class QueueFull(APIException):
         self.wait = retry_after
 
 
+class TooManyStreams(APIException):
+    """This process already serves LOGGREGATOR_STREAM_MAX_PER_PROCESS live streams."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "too_many_streams"
+
+    def __init__(self, *, limit: int, retry_after: int):
+        super().__init__(f"This server already serves {limit} live streams. Retry in {retry_after} s.")
+        self.wait = retry_after
+
+
 def exception_handler(exc, context):
     if isinstance(exc, InvalidEvents):
         # Nothing of the batch was accepted: say which item and field failed.

@@ -14,6 +14,18 @@ class Event(models.Model):
     # from an earlier batch then replaces the stored one (events.store).
     # Null for events stored before it was recorded.
     intake_batch = models.BigIntegerField(null=True, editable=False)
+    # The transaction that stored it, for the live tail (events.commit_log).
+    # No foreign-key constraint: the store writes both rows in one
+    # transaction, and a constraint would only cost a check per event.
+    store_commit = models.ForeignKey(
+        "StoreCommit",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # event_store_commit_topic serves it
+        related_name="+",
+    )
 
     class Meta:
         constraints = [
@@ -29,10 +41,32 @@ class Event(models.Model):
             models.Index(fields=["source", "timestamp", "id"], name="event_source_timeline"),
             # Finding an event by its id alone (the unique constraint leads with the topic).
             models.Index(fields=["event_id"], name="event_event_id"),
+            # The live tail: one stored transaction's events of some topics.
+            models.Index(fields=["store_commit", "topic"], name="event_store_commit_topic"),
         ]
 
     def __str__(self):
         return f"{self.topic} {self.event_id}"
+
+
+class StoreCommit(models.Model):
+    """One transaction of the write path that stored new events, numbered in commit order.
+
+    `position` counts every event stored up to and including this commit. It
+    is assigned as the transaction's last step under a lock held until commit
+    (events.commit_log), so positions become visible in order: once a reader
+    sees a position, every smaller one is committed too. The live tail's
+    cursor is built on it; `topics` lets a stream skip commits it cannot match.
+    """
+
+    position = models.BigIntegerField(unique=True)
+    event_count = models.PositiveIntegerField()
+    # The distinct topics of the stored events, space-separated.
+    topics = models.TextField()
+    stored_at = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"commit {self.position} ({self.event_count} events)"
 
 
 class Stats(models.Model):

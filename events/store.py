@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import psycopg
 from django.db import connection
 
-from events import counters, intake, tombstones
+from events import commit_log, counters, intake, tombstones
 from events.db import use_consumer_cache, write_transaction
 from events.models import Event
 
@@ -46,24 +46,26 @@ def store_events(rows: list[StoredRow]) -> dict[str, tuple[int, int]]:
     Must run inside the transaction that also takes the rows off the queue.
     """
     offered = Counter(row[0] for row in rows)
+    commit_id = commit_log.new_commit_id()
     if connection.vendor == "postgresql":
-        inserted = _insert_postgresql(rows)
+        inserted = _insert_postgresql(rows, commit_id)
     else:
-        inserted = _insert_sqlite(rows)
+        inserted = _insert_sqlite(rows, commit_id)
     # A copy of an event that retention deleted is a duplicate too (within the dedup horizon).
     inserted -= tombstones.delete_copies_of_pruned([row[1] for row in rows])
     processed = {topic: (inserted[topic], count - inserted[topic]) for topic, count in offered.items()}
     counters.add_processed(processed)
+    commit_log.record(commit_id, inserted)  # last: it holds the position lock until COMMIT
     return processed
 
 
-def _insert_sqlite(rows: list[StoredRow]) -> Counter[str]:
+def _insert_sqlite(rows: list[StoredRow], commit_id: int) -> Counter[str]:
     # One writer at a time (the IMMEDIATE transaction) takes the queue in
     # order, and rows go in arrival order: the first copy is always first.
     table = connection.ops.quote_name(Event._meta.db_table)
     sql = (
-        f"INSERT INTO {table} (topic, event_id, timestamp, source, payload, intake_batch)"
-        " VALUES (%s, %s, %s, %s, %s, %s)"
+        f"INSERT INTO {table} (topic, event_id, timestamp, source, payload, intake_batch, store_commit_id)"
+        f" VALUES (%s, %s, %s, %s, %s, %s, {int(commit_id)})"
         " ON CONFLICT (topic, event_id) DO NOTHING"
     )
     by_topic: dict[str, list[StoredRow]] = defaultdict(list)
@@ -78,7 +80,7 @@ def _insert_sqlite(rows: list[StoredRow]) -> Counter[str]:
     return inserted
 
 
-def _insert_postgresql(rows: list[StoredRow]) -> Counter[str]:
+def _insert_postgresql(rows: list[StoredRow], commit_id: int) -> Counter[str]:
     table = connection.ops.quote_name(Event._meta.db_table)
     # One statement for the whole batch (arrays, unnested in order) instead
     # of a statement per row; RETURNING tells which rows were new.
@@ -93,9 +95,10 @@ def _insert_postgresql(rows: list[StoredRow]) -> Counter[str]:
     #
     # First copy wins across consumers: a stored copy that came in a later
     # intake batch than ours was stored out of order, so ours replaces it,
-    # keeping its id (and so its place among equal timestamps). The row
-    # counted as unique when it was first stored, so here it is a duplicate:
-    # new rows are the ones that got an id drawn here.
+    # keeping its id (and so its place among equal timestamps) and its store
+    # commit (a live tail delivered it then, and does not deliver it twice).
+    # The row counted as unique when it was first stored, so here it is a
+    # duplicate: new rows are the ones that got an id drawn here.
     #
     # The arrays go as binary parameters (%b) on a plain psycopg cursor:
     # Django's cursors quote them into the SQL text, which PostgreSQL then
@@ -110,8 +113,8 @@ def _insert_postgresql(rows: list[StoredRow]) -> Counter[str]:
             " WITH ORDINALITY AS x(t, e, ts, s, p, b, n) ORDER BY n),"
             " first_copies AS (SELECT DISTINCT ON (t, e) * FROM arrived ORDER BY t, e, n),"
             f" written AS (INSERT INTO {table} AS stored"
-            " (topic, event_id, timestamp, source, payload, intake_batch, id)"
-            " SELECT t, e, ts, s, p, b, id FROM first_copies ORDER BY t, e"
+            " (topic, event_id, timestamp, source, payload, intake_batch, id, store_commit_id)"
+            f" SELECT t, e, ts, s, p, b, id, {int(commit_id)} FROM first_copies ORDER BY t, e"
             " ON CONFLICT (topic, event_id) DO UPDATE SET timestamp = excluded.timestamp,"
             " source = excluded.source, payload = excluded.payload, intake_batch = excluded.intake_batch"
             " WHERE stored.intake_batch > excluded.intake_batch"

@@ -36,19 +36,25 @@ def is_supported() -> bool:
 
 def announce_at_commit() -> None:
     """Call inside the transaction that queues work: consumers hear of it once it commits."""
+    notify_at_commit()
+    transaction.on_commit(new_work.set)
+
+
+def notify_at_commit(channel: str = CHANNEL) -> None:
+    """NOTIFY `channel` (on PostgreSQL) when the current transaction commits: its listeners wake then."""
     if is_supported():
         with connection.cursor() as cursor:
-            cursor.execute(f"NOTIFY {CHANNEL}")
-    transaction.on_commit(new_work.set)
+            cursor.execute(f"NOTIFY {channel}")
 
 
 class Listener(threading.Thread):
     """Sets `wakeup` on each notification until `stop` is set (then exits within LISTEN_SLICE)."""
 
-    def __init__(self, wakeup: threading.Event, stop: threading.Event):
-        super().__init__(name="loggregator-listener", daemon=True)
+    def __init__(self, wakeup: threading.Event, stop: threading.Event, channel: str = CHANNEL):
+        super().__init__(name=f"loggregator-listener-{channel}", daemon=True)
         self.wakeup = wakeup
         self.stop = stop
+        self.channel = channel
         # Set while LISTEN is in effect.
         self.listening = threading.Event()
 
@@ -71,7 +77,7 @@ class Listener(threading.Thread):
         # of the consumer and must never be shared, pooled or closed per round.
         params = connections["default"].get_connection_params()
         with psycopg.connect(**params, autocommit=True) as listening:
-            listening.execute(f"LISTEN {CHANNEL}")
+            listening.execute(f"LISTEN {self.channel}")
             self.listening.set()
             try:
                 # Work queued while not listening sent no notification we saw.

@@ -1,7 +1,57 @@
+"""ASGI entry point: what gunicorn serves (loggregator_site/gunicorn.conf.py) and `uvicorn` can run.
+
+Live streams (/events/stream) run on the event loop under Django's ASGI
+handler: an open stream holds no thread, so one process keeps many open.
+Every other request goes to the WSGI application (loggregator_site.wsgi,
+which also starts the in-process consumer) in a fixed pool of threads, as
+under gunicorn's gthread worker: each thread keeps its database connection
+and concurrent publishes share commits. (Django's own ASGI path would run each
+sync view in a new thread with a new database connection.)
+"""
+
+import functools
 import os
 
-from django.core.asgi import get_asgi_application
+import django
+from a2wsgi import WSGIMiddleware
+from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loggregator_site.settings")
+django.setup(set_prefix=False)
 
-application = get_asgi_application()
+from django.urls import reverse  # noqa: E402  (needs the settings configured above)
+
+from loggregator_site.wsgi import application as wsgi_application  # noqa: E402
+
+
+class StreamASGIHandler(ASGIHandler):
+    """Django's ASGI handler without a thread of its own per request.
+
+    Django runs a request's sync code (signal receivers, a sync view) in a
+    thread it keeps until the response ends: for an endless stream, one idle
+    thread per open stream. Here that code, brief for a stream (checks, where
+    to start), runs in asgiref's one shared thread instead, which keeps its
+    database connection; the stream itself runs on the event loop.
+    """
+
+    async def __call__(self, scope, receive, send):
+        await self.handle(scope, receive, send)
+
+
+stream_asgi = StreamASGIHandler()
+# loggregator_site.asgi_worker passes gunicorn's --threads (GUNICORN_THREADS) on.
+threaded_wsgi = WSGIMiddleware(wsgi_application, workers=int(os.environ.get("GUNICORN_THREADS", "8")))
+
+
+@functools.cache
+def async_paths() -> frozenset[str]:
+    # Resolved at the first request, like the URLconf under WSGI: loading it
+    # at import would slow every worker's start.
+    return frozenset({reverse("event-stream")})
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "http" and scope["path"] in async_paths():
+        await stream_asgi(scope, receive, send)
+    else:
+        await threaded_wsgi(scope, receive, send)

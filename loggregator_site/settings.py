@@ -229,6 +229,21 @@ LOGGREGATOR = {
     # "100/s" or "6000/min"; unset means no limit. 429 + Retry-After above it.
     "PUBLISH_RATE": env_rate("LOGGREGATOR_PUBLISH_RATE"),
     "READ_RATE": env_rate("LOGGREGATOR_READ_RATE"),
+    # The live tail (GET /events/stream): seconds between `: keep-alive`
+    # comments on a quiet stream, so proxies keep the connection open.
+    "STREAM_HEARTBEAT": env_float("LOGGREGATOR_STREAM_HEARTBEAT", 15.0, minimum=0.01),
+    # A stream whose backlog of stored events to read grows by more than this
+    # (the client reads slower than events arrive) ends with `event: overflow`.
+    "STREAM_MAX_LAG": env_int("LOGGREGATOR_STREAM_MAX_LAG", 100_000, minimum=1),
+    # Open streams per server process; beyond it 503 + Retry-After.
+    "STREAM_MAX_PER_PROCESS": env_int("LOGGREGATOR_STREAM_MAX_PER_PROCESS", 1000, minimum=1),
+    "STREAM_RETRY_AFTER": env_int("LOGGREGATOR_STREAM_RETRY_AFTER", 5, minimum=1),
+    # How often each process looks for newly stored events while it has
+    # streams open; on PostgreSQL a notification wakes it at once and the
+    # look is only the fallback.
+    "STREAM_POLL_INTERVAL": env_float("LOGGREGATOR_STREAM_POLL_INTERVAL", 1.0 if ON_POSTGRESQL else 0.1, minimum=0.001),
+    # Newly stored events each process keeps for its streams to read.
+    "STREAM_BUFFER_EVENTS": env_int("LOGGREGATOR_STREAM_BUFFER_EVENTS", 20_000, minimum=1),
     # Counter rows per topic; writers spread over them so no single row is hot.
     "COUNTER_SHARDS": env_int("LOGGREGATOR_COUNTER_SHARDS", 4, minimum=1),
     # POST /v1/logs (OTLP): largest body, compressed or decompressed (413

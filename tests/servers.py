@@ -178,7 +178,7 @@ class AggregatorServer(ManagedProcess):
         self.session = requests.Session()
 
     def start(self) -> None:
-        self.spawn(gunicorn("loggregator_site.wsgi", port=self.port, workers=self.workers))
+        self.spawn(gunicorn("loggregator_site.asgi", port=self.port, workers=self.workers))
         try:
             wait_for(self._ready, message=f"{self.name} to answer on {self.url}")
         except BaseException:

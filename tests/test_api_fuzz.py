@@ -28,7 +28,8 @@ with (
     mock.patch("events.auth.keys_configured", return_value=True),
     override_settings(LOGGREGATOR={**django_settings.LOGGREGATOR, "PROTECT_READS": True}),
 ):
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", get_wsgi_application())
+    # The live stream never ends by itself (tests/test_event_stream.py covers its errors).
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", get_wsgi_application()).exclude(path="/events/stream")
 
 MAX_EXAMPLES = 100
 

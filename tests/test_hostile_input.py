@@ -199,7 +199,9 @@ def send_raw(url: str, request: bytes, *, read_limit: int = 65536) -> bytes:
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         sock.sendall(request)
-        sock.shutdown(socket.SHUT_WR)
+        # No half-close: uvicorn takes the end of the client's stream for a
+        # disconnect and drops the answer. The request says Connection: close,
+        # so the server ends the exchange.
         answer = b""
         while chunk := sock.recv(read_limit):
             answer += chunk

@@ -10,11 +10,14 @@ from benchmark.profile import available as profiler_available
 from benchmark.query_workload import QUERY, run_query_workload
 from benchmark.runner import run_workload
 from benchmark.server import ServerConfig
+from benchmark.tail_workload import MATCHING_STREAMS, STREAMS, run_tail, write_tail_report
 from benchmark.workloads import FULL, NAMES, QUICK
 
-# Run only when named: otlp (OTLP ingest against /publish, on servers of its own: benchmark.otlp_workload) and
-# query (reads at 10k and 1M stored events, and what the query indexes cost on ingest: benchmark.query_workload).
-CHOICES = (*NAMES, otlp_workload.NAME, QUERY)
+# Run only when named: otlp (OTLP ingest against /publish, on servers of its own: benchmark.otlp_workload),
+# query (reads at 10k and 1M stored events, and what the query indexes cost on ingest: benchmark.query_workload)
+# and tail (live streams open during the load: benchmark.tail_workload).
+TAIL = "tail"
+CHOICES = (*NAMES, otlp_workload.NAME, QUERY, TAIL)
 
 
 def workload_names(value: str) -> list[str]:
@@ -41,7 +44,7 @@ class Command(BaseCommand):
             "--workloads",
             type=workload_names,
             default=list(NAMES),
-            help=f"Comma-separated workloads to run, from {', '.join(CHOICES)} (default: all but otlp and query).",
+            help=f"Comma-separated workloads to run, from {', '.join(CHOICES)} (default: all but otlp, query, tail).",
         )
         parser.add_argument("--quick", action="store_true", help="Small sizes: a smoke run of a minute or two.")
         parser.add_argument(
@@ -59,6 +62,19 @@ class Command(BaseCommand):
             default=0,
             help="0: the consumer thread in each gunicorn worker (default); N: N run_consumer processes "
             "with LOGGREGATOR_INPROCESS_CONSUMER=false.",
+        )
+        parser.add_argument(
+            "--server",
+            choices=("asgi", "wsgi"),
+            default="asgi",
+            help="asgi: the production worker, uvicorn on loggregator_site.asgi (default); wsgi: gunicorn's "
+            "gthread worker on loggregator_site.wsgi, for comparison.",
+        )
+        parser.add_argument(
+            "--tail-matching",
+            type=int,
+            default=MATCHING_STREAMS,
+            help=f"tail: how many of its {STREAMS} streams follow the load's topics (default: {MATCHING_STREAMS}).",
         )
         parser.add_argument(
             "--postgres",
@@ -98,6 +114,8 @@ class Command(BaseCommand):
         workers,
         threads,
         consumers,
+        server,
+        tail_matching,
         postgres,
         seed,
         keep_dir,
@@ -107,18 +125,22 @@ class Command(BaseCommand):
     ):
         if repeat < 1 or workers < 1 or threads < 1 or consumers < 0:
             raise CommandError("--repeat, --workers and --threads must be at least 1, --consumers at least 0.")
+        if not 0 <= tail_matching <= STREAMS:
+            raise CommandError(f"--tail-matching must be from 0 to {STREAMS}.")
         if events is not None and events < 1:
             raise CommandError("--events must be at least 1.")
         if sender == "wrk" and not wrk.available():
             raise CommandError("--sender wrk needs wrk: apt-get install wrk")
         if profile is not None and not profiler_available():
             raise CommandError("--profile needs py-spy: pip install py-spy")
-        config = ServerConfig(workers=workers, threads=threads, consumers=consumers, postgres_url=postgres)
+        config = ServerConfig(
+            workers=workers, threads=threads, consumers=consumers, postgres_url=postgres, server=server
+        )
         catalogue = QUICK if quick else FULL
         seed = random.randrange(2**31) if seed is None else seed
         # SIGTERM unwinds like Ctrl-C, so the servers and temporary directories are cleaned up.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
-        results = []
+        results, tails = [], []
         for run in range(repeat):
             for name in (name for name in workloads if name != QUERY):
                 # Each run of each workload gets events of its own.
@@ -126,6 +148,11 @@ class Command(BaseCommand):
                 if name == otlp_workload.NAME:
                     records = events or (otlp_workload.QUICK_RECORDS if quick else otlp_workload.FULL_RECORDS)
                     results += otlp_workload.run(config, seed=workload_seed, records=records)
+                    continue
+                if name == TAIL:
+                    tails.append(
+                        run_tail(config, quick=quick, seed=workload_seed, events=events, matching=tail_matching)
+                    )
                     continue
                 workload = catalogue[name]
                 if events is not None:
@@ -150,12 +177,15 @@ class Command(BaseCommand):
             queried = run_query_workload(config, quick=quick, events=events, seed=seed, repeat=repeat)
         if options["json"]:
             document = {"seed": seed, "server": config.mode, "results": results, "medians": report.medians(results)}
-            self.stdout.write(json.dumps({**document, QUERY: queried} if queried else document, indent=2))
+            extra = {key: value for key, value in ((QUERY, queried), (TAIL, tails)) if value}
+            self.stdout.write(json.dumps({**document, **extra}, indent=2))
         else:
             if results:
                 report.write_report(results, self.stdout.write)
             if queried:
                 query_workload.write_report(queried, self.stdout.write)
-        failed = [result["workload"] for result in results if not result["ok"]]
+            for tail in tails:
+                write_tail_report(tail, self.stdout.write)
+        failed = [result["workload"] for result in results + tails if not result["ok"]]
         if failed:
             raise CommandError(f"counts or requests failed in: {', '.join(failed)}")

@@ -1,0 +1,314 @@
+"""The `tail` workload: how fast stored events reach live streams, and what open streams cost.
+
+On one server as production runs it (fresh database), in this order:
+
+1. Latency. Two streams follow probe topics while a batch publisher (batches
+   of 500 every 0.1 s, one probe event in each) and a single-event publisher
+   (one probe event per request, every 20 ms) run. Each probe's latency runs
+   from its publish's 202 to its arrival on the stream: p50 and p99 for each.
+2. Capacity. The batch5000 load, played by the load driver exactly as that
+   workload does, with no stream open, then with 200 streams open (20 on the
+   load's own topics, 180 on topics that get nothing), then with none again:
+   end-to-end events/s with streams as a percentage of the mean of the two
+   without. Each matching stream must receive exactly its topic's new events.
+3. Database cost. Queries per second with those 200 streams open and idle,
+   and with none: PostgreSQL counts them (pg_stat_database's transactions);
+   on SQLite the figure is the watcher's poll, one MAX() per process per
+   LOGGREGATOR_STREAM_POLL_INTERVAL whatever the number of streams.
+
+The 200 streams live in a process of their own (aiohttp, one event loop), so
+reading them costs the load driver nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psycopg
+
+from benchmark.load import DriverSpec, run_in_process
+from benchmark.runner import fresh_database, percentile, summarise
+from benchmark.server import BenchmarkServer, ServerConfig
+from benchmark.workloads import FULL, build_plan
+from publisher.client import AggregatorClient
+from publisher.stream_reader import EventStreamReader, Message
+
+STREAMS = 200
+MATCHING_STREAMS = 20
+PROBE_BATCH_SIZE = 500
+PROBE_BATCH_EVERY = 0.1
+PROBE_SINGLE_EVERY = 0.02
+TARGET_P99_MS = 1000.0
+TARGET_PERCENT_WITH_STREAMS = 90.0
+DEADLINE = 600.0  # a stuck stream fails the run; it measures nothing
+
+
+def run_tail(
+    config: ServerConfig, *, quick: bool, seed: int, events: int | None = None, matching: int = MATCHING_STREAMS
+) -> dict[str, Any]:
+    directory = Path(tempfile.mkdtemp(prefix="loggregator-bench-tail-"))
+    load = replace(FULL["batch5000"], events=events or (20_000 if quick else 100_000))
+    try:
+        with fresh_database(config) as config, BenchmarkServer(directory, config) as server:
+            latency = _latency(server.url, seconds=5.0 if quick else 20.0)
+            capacity = _capacity(server, config, load, directory, seed, matching)
+            return {
+                "workload": "tail",
+                "server": config.mode,
+                "database": "postgresql" if config.postgres_url else "sqlite",
+                "latency": latency,
+                **capacity,
+            }
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# --- 1. latency ------------------------------------------------------------------
+
+
+def _latency(url: str, *, seconds: float) -> dict[str, Any]:
+    arrived: dict[str, float] = {}
+    readers = {kind: EventStreamReader(url, {"topic": f"tail.probe.{kind}"}) for kind in ("single", "batch")}
+    for reader in readers.values():
+        threading.Thread(target=_record_arrivals, args=(reader, arrived), daemon=True).start()
+    _wait(lambda: all(reader.last_id for reader in readers.values()), "the probe streams to open")
+    accepted: dict[str, dict[str, float]] = {"single": {}, "batch": {}}
+    stop = threading.Event()
+    publishers = [threading.Thread(target=_publish_probes, args=(url, kind, accepted[kind], stop)) for kind in accepted]
+    for publisher in publishers:
+        publisher.start()
+    stop.wait(seconds)
+    stop.set()
+    for publisher in publishers:
+        publisher.join()
+    expected = {event_id for probes in accepted.values() for event_id in probes}
+    _wait(lambda: expected <= arrived.keys(), "every probe to arrive")
+    for reader in readers.values():
+        reader.close()
+    result = {}
+    for kind, probes in accepted.items():
+        latencies = sorted((arrived[event_id] - at) * 1000 for event_id, at in probes.items())
+        result[kind] = {
+            "probes": len(latencies),
+            "p50_ms": round(percentile(latencies, 50), 1),
+            "p99_ms": round(percentile(latencies, 99), 1),
+        }
+    return result
+
+
+def _record_arrivals(reader: EventStreamReader, arrived: dict[str, float]) -> None:
+    for item in reader.follow():
+        if isinstance(item, Message) and item.event == "event":
+            arrived[msgspec.json.decode(item.data)["event_id"]] = time.monotonic()
+
+
+def _publish_probes(url: str, kind: str, accepted: dict[str, float], stop: threading.Event) -> None:
+    """Single events (each a probe) or batches of 500 (one probe each), at a steady pace, until `stop`."""
+    every = PROBE_SINGLE_EVERY if kind == "single" else PROBE_BATCH_EVERY
+    with AggregatorClient(url, timeout=300, max_retries=5) as client:
+        while not stop.is_set():
+            started = time.monotonic()
+            probe = _event(f"tail.probe.{kind}")
+            body = probe if kind == "single" else [probe, *(_event("tail.load") for _ in range(PROBE_BATCH_SIZE - 1))]
+            client.publish(msgspec.json.encode(body))
+            accepted[probe["event_id"]] = time.monotonic()
+            stop.wait(max(0.0, every - (time.monotonic() - started)))
+
+
+def _event(topic: str) -> dict:
+    return {
+        "topic": topic,
+        "event_id": str(uuid.uuid4()),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "source": "benchmark-tail",
+        "payload": {"probe": True},
+    }
+
+
+# --- 2. capacity, 3. database cost ---------------------------------------------------
+
+
+def _capacity(
+    server: BenchmarkServer, config: ServerConfig, load, directory: Path, seed: int, matching_streams: int
+) -> dict[str, Any]:
+    runs, problems = {}, []
+
+    def play(label: str, run_seed: int):
+        spec = DriverSpec(
+            url=server.url,
+            workload=load,
+            seed=run_seed,
+            event_table=server.event_table(),
+            ceiling_database=str(directory / f"ceiling-{label}.sqlite3"),
+        )
+        result = summarise(load, config, run_in_process(spec), [])
+        problems.extend(f"{label}: {problem}" for problem in result["problems"])
+        runs[label] = result["end_to_end_events_per_second"]
+
+    play("without streams", seed)
+    plan = build_plan(load, seed=seed + 1)
+    unique_by_topic = _unique_by_topic(plan.bodies)
+    matching = [plan.topics[n % len(plan.topics)] for n in range(matching_streams)]
+    patterns = matching + [f"tail.idle.n{n}" for n in range(STREAMS - matching_streams)]
+    with StreamHolder(server.url, patterns) as holder:
+        play("with streams", seed + 1)
+        expected = [unique_by_topic[topic] for topic in matching]
+        counts = _wait(lambda: (c := holder.counts())[:matching_streams] >= expected and c, "the streams to catch up")
+        if counts[:matching_streams] != expected or any(counts[matching_streams:]):
+            problems.append("the streams did not receive exactly their topics' events")
+        idle_with = _queries_per_second(config)
+    idle_without = _queries_per_second(config)
+    play("without streams again", seed + 2)
+    without = [runs["without streams"], runs["without streams again"]]
+    with_streams = runs["with streams"]
+    percent = 100 * with_streams / statistics.mean(without) if with_streams and all(without) else None
+    return {
+        "streams": STREAMS,
+        "matching_streams": matching_streams,
+        "events_per_run": load.events,
+        "end_to_end_events_per_second": runs,
+        "percent_with_streams": round(percent, 1) if percent else None,
+        "idle_queries_per_second": {"with_streams": idle_with, "without": idle_without},
+        "ok": not problems,
+        "problems": problems,
+    }
+
+
+def _unique_by_topic(bodies: list[bytes]) -> Counter[str]:
+    seen: set[tuple[str, str]] = set()
+    for body in bodies:
+        decoded = msgspec.json.decode(body)
+        for event in decoded if isinstance(decoded, list) else [decoded]:
+            seen.add((event["topic"], event["event_id"]))
+    return Counter(topic for topic, _ in seen)
+
+
+def _queries_per_second(config: ServerConfig, seconds: float = 10.0) -> float | None:
+    """Transactions per second on the server's database while nothing is published (PostgreSQL only)."""
+    if not config.postgres_url:
+        return None
+    name = config.database_url.rsplit("/", 1)[1]
+
+    def transactions() -> int:
+        with psycopg.connect(config.postgres_url, autocommit=True) as connection:
+            connection.execute("SELECT pg_stat_clear_snapshot()")
+            row = connection.execute(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s", [name]
+            ).fetchone()
+            return row[0]
+
+    before = transactions()
+    time.sleep(seconds)  # measuring a rate over a fixed window
+    return round((transactions() - before - 1) / seconds, 1)
+
+
+class StreamHolder:
+    """Holds many streams open in a process of its own and counts the events each one receives."""
+
+    def __init__(self, url: str, patterns: list[str]):
+        context = multiprocessing.get_context("spawn")
+        self._parent, child = context.Pipe()
+        self._process = context.Process(target=_hold_streams, args=(url, patterns, child), name="benchmark-streams")
+        self._process.start()
+        child.close()
+
+    def __enter__(self) -> StreamHolder:
+        if not self._parent.poll(DEADLINE) or self._parent.recv() != "open":
+            raise RuntimeError("the streams did not open")
+        return self
+
+    def counts(self) -> list[int]:
+        self._parent.send("counts")
+        return self._parent.recv()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._parent.send("stop")
+        self._process.join(60)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+def _hold_streams(url: str, patterns: list[str], connection) -> None:
+    asyncio.run(_hold(url, patterns, connection))
+
+
+async def _hold(url: str, patterns: list[str], connection) -> None:
+    import aiohttp
+
+    counts = [0] * len(patterns)
+    opened = [asyncio.Event() for _ in patterns]
+    marker = b"\nevent: event\n"
+
+    async def follow(session, index: int, pattern: str) -> None:
+        async with session.get(f"{url}/events/stream", params={"topic": pattern}) as response:
+            response.raise_for_status()
+            tail = b""
+            async for chunk in response.content.iter_any():
+                opened[index].set()
+                data = tail + chunk
+                counts[index] += data.count(marker)
+                tail = data[-(len(marker) - 1) :]
+
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as session:
+        tasks = [asyncio.create_task(follow(session, n, pattern)) for n, pattern in enumerate(patterns)]
+        await asyncio.gather(*(event.wait() for event in opened))
+        connection.send("open")
+        loop = asyncio.get_running_loop()
+        while (request := await loop.run_in_executor(None, connection.recv)) != "stop":
+            if request == "counts":
+                connection.send(list(counts))
+        for task in tasks:
+            task.cancel()
+
+
+def _wait(condition, what: str):
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.05)  # poll interval
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+# --- the report ---------------------------------------------------------------------
+
+
+def write_tail_report(result: dict[str, Any], write) -> None:
+    write(f"tail: live streams on {result['server']}")
+    for kind, figures in result["latency"].items():
+        write(
+            f"  publish 202 -> arrival on a stream, {kind} publishes: p50 {figures['p50_ms']} ms, "
+            f"p99 {figures['p99_ms']} ms ({figures['probes']} probes)"
+        )
+    rates = ", ".join(f"{label} {rate:,} ev/s" for label, rate in result["end_to_end_events_per_second"].items())
+    write(f"  batch5000 end to end ({result['events_per_run']:,} events each): {rates}")
+    write(
+        f"  with {result['streams']} streams open ({result['matching_streams']} matching): "
+        f"{result['percent_with_streams']}% of the mean without"
+    )
+    idle = result["idle_queries_per_second"]
+    if idle["with_streams"] is not None:
+        write(f"  database queries/s, idle: {idle['with_streams']} with the streams open, {idle['without']} without")
+    else:
+        write("  database queries/s, idle: SQLite: one MAX(position) per worker per stream poll interval (0.1 s)")
+    exact = "yes" if result["ok"] else "NO: " + "; ".join(result["problems"])
+    write(f"  streams received exactly their events: {exact}")
+    worst = max(figures["p99_ms"] for figures in result["latency"].values())
+    write(f"  [{'   met' if worst <= TARGET_P99_MS else 'MISSED'}] p99 arrival <= {TARGET_P99_MS:.0f} ms: {worst} ms")
+    percent = result["percent_with_streams"] or 0
+    mark = "   met" if percent >= TARGET_PERCENT_WITH_STREAMS else "MISSED"
+    floor = f"{TARGET_PERCENT_WITH_STREAMS:.0f}%"
+    write(f"  [{mark}] batched end to end with {result['streams']} streams >= {floor}: {percent}%")

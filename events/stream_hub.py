@@ -1,0 +1,267 @@
+"""One watcher per process feeds every live stream of the process.
+
+The watcher is a thread that notices new store transactions (a NOTIFY on
+PostgreSQL, a look at the newest commit position every poll interval on
+SQLite: one indexed MAX(), whatever the number of streams), reads their
+events once, and keeps them in a bounded buffer that every stream of the
+process reads from. Only the events of topics that some open stream's pattern
+matches are read; commits nobody wants cost the read of their log row.
+
+A chunk of the buffer records which patterns it was read for: a stream whose
+pattern came later, or whose cursor is older than the buffer, reads that part
+from the store itself (events.stream), then comes back to the buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+
+import msgspec
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+
+from events import commit_log, stream_cursor, wakeup
+from events.commit_log import StoredEvent
+from events.stream_cursor import Key
+
+logger = logging.getLogger(__name__)
+
+# Chunks the buffer keeps at most (one per look that found new commits).
+MAX_CHUNKS = 256
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True)
+class StreamItem:
+    key: Key
+    event: StoredEvent
+    message: bytes  # the SSE message, ready to send
+
+
+def stream_items(events: list[StoredEvent]) -> dict[str, list[StreamItem]]:
+    """Stored events as SSE messages, by topic, each list in stream order."""
+    by_topic: dict[str, list[StreamItem]] = defaultdict(list)
+    for event in events:
+        key = stream_cursor.event_key(event.store_position, event.timestamp, event.pk)
+        data = _encode(
+            {
+                "topic": event.topic,
+                "event_id": event.event_id,
+                "timestamp": event.timestamp,
+                "source": event.source,
+                "payload": msgspec.Raw(event.payload_text.encode()),  # as stored, never decoded here
+            }
+        )
+        message = b"id: %s\nevent: event\ndata: %s\n\n" % (stream_cursor.encode(key).encode(), data)
+        by_topic[event.topic].append(StreamItem(key, event, message))
+    for items in by_topic.values():
+        items.sort(key=lambda item: item.key)
+    return dict(by_topic)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The events of the commits after position `start` up to `end`, of the topics `covers` patterns match."""
+
+    start: int
+    end: int
+    covers: frozenset[str]
+    items: dict[str, list[StreamItem]]
+    size: int
+
+
+class ThreadWaker:
+    """Wakes a stream served by a thread (runserver, a WSGI server)."""
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def wait(self, timeout: float) -> None:
+        self._event.wait(timeout)
+        self._event.clear()
+
+
+class AsyncWaker:
+    """Wakes a stream served on an event loop (ASGI), from the watcher's thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
+        self._event = asyncio.Event()
+
+    def wake(self) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._event.set)
+        except RuntimeError:
+            pass  # the loop is closed: the stream is gone
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._event.clear()
+
+
+class StreamHub:
+    def __init__(self, *, poll_interval: float, buffer_events: int, watch: bool = True):
+        self.poll_interval = poll_interval
+        # False: no watcher thread; whoever made the hub calls advance() (tests).
+        self.watch = watch
+        self.buffer_events = buffer_events
+        self.closing = False
+        self._lock = threading.Lock()
+        self._subscribers: dict[object, object] = {}  # waker -> topic pattern
+        self._chunks: list[Chunk] = []  # in commit order
+        self._buffered = 0
+        self.head: int | None = None  # the position read up to
+        self._floor = 0  # the buffer holds what was stored after this position
+        self._wakeup = threading.Event()
+        self._active = threading.Event()  # set while streams are open
+        self._thread: threading.Thread | None = None
+        # Queries the watcher made: the cost of this process's streams on the database.
+        self.queries = 0
+
+    # --- streams ------------------------------------------------------------
+    @property
+    def stream_count(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, waker, pattern) -> None:
+        """Call from a thread that may query the database (the first subscription reads the head)."""
+        with self._lock:
+            if self.head is None:
+                self.head = self._floor = commit_log.head()
+            self._subscribers[waker] = pattern
+            self._active.set()
+            if self._thread is None and self.watch:
+                self._thread = threading.Thread(target=self._run, name="loggregator-stream-hub", daemon=True)
+                self._thread.start()
+
+    def unsubscribe(self, waker) -> None:
+        with self._lock:
+            self._subscribers.pop(waker, None)
+            if not self._subscribers:
+                self._active.clear()
+
+    def read(self, pattern, key: Key) -> tuple[list[StreamItem], Key] | None:
+        """The buffered events of `pattern`'s topics after `key`, and the key they reach.
+
+        None when the buffer cannot tell: `key` is older than the buffer, or
+        the next chunk was read before this pattern subscribed.
+        """
+        with self._lock:
+            if key < stream_cursor.after_commit(self._floor):
+                return None
+            items: list[StreamItem] = []
+            reached, uncovered = key, False
+            first = bisect.bisect_right(self._chunks, key, key=lambda chunk: stream_cursor.after_commit(chunk.end))
+            for chunk in self._chunks[first:]:
+                end = stream_cursor.after_commit(chunk.end)
+                if pattern.text not in chunk.covers:
+                    uncovered = True
+                    break
+                for topic, topic_items in chunk.items.items():
+                    if pattern.matches(topic):
+                        start = bisect.bisect_right(topic_items, key, key=lambda item: item.key)
+                        items.extend(topic_items[start:])
+                reached = end
+        if uncovered and reached == key:
+            return None
+        items.sort(key=lambda item: item.key)
+        return items, reached
+
+    def close_all(self) -> None:
+        """The server is stopping: every stream ends now, cleanly."""
+        self.closing = True
+        self._wake_streams()
+
+    def _wake_streams(self) -> None:
+        with self._lock:
+            wakers = list(self._subscribers)
+        for waker in wakers:
+            waker.wake()
+
+    # --- the watcher ----------------------------------------------------------
+    def _run(self) -> None:
+        stop = threading.Event()  # a daemon thread: it ends with the process
+        if wakeup.is_supported():
+            wakeup.Listener(self._wakeup, stop, channel=commit_log.STORED_CHANNEL).start()
+        backoff = 0.0
+        while True:
+            self._active.wait()
+            self._wakeup.wait(self.poll_interval)
+            self._wakeup.clear()
+            close_old_connections()
+            try:
+                self.advance()
+            except DatabaseError:
+                backoff = min(30.0, max(1.0, backoff * 2))
+                logger.warning("Reading new events for the live streams failed; retrying in %.0f s", backoff)
+                connection.close()
+                stop.wait(backoff)
+            else:
+                backoff = 0.0
+
+    def advance(self) -> None:
+        """Read what was stored since the last look into the buffer, and wake the streams."""
+        head = commit_log.head()
+        self.queries += 1
+        with self._lock:
+            loaded = self.head
+            patterns = set(self._subscribers.values())
+        if head <= loaded:
+            return
+        commits = [
+            commit
+            for commit in commit_log.commits_after(loaded, max_events=self.buffer_events)
+            if commit.position <= head
+        ]
+        self.queries += 1
+        wanted = {topic for commit in commits for topic in commit.topics if any(p.matches(topic) for p in patterns)}
+        events = commit_log.events_of(commits, wanted)
+        self.queries += bool(wanted)
+        chunk = Chunk(
+            start=loaded,
+            end=commits[-1].position,
+            covers=frozenset(pattern.text for pattern in patterns),
+            items=stream_items(events),
+            size=len(events),
+        )
+        with self._lock:
+            self._chunks.append(chunk)
+            self._buffered += chunk.size
+            self.head = chunk.end
+            # Bounded by events and by chunks: commits nobody wants make empty chunks.
+            drop = 0
+            while drop < len(self._chunks) - 1 and (
+                self._buffered > self.buffer_events or len(self._chunks) - drop > MAX_CHUNKS
+            ):
+                self._buffered -= self._chunks[drop].size
+                drop += 1
+            del self._chunks[:drop]
+            self._floor = self._chunks[0].start
+        self._wake_streams()
+        if chunk.end < head:
+            self._wakeup.set()  # more to read: go on at once
+
+
+_hub: StreamHub | None = None
+_hub_lock = threading.Lock()
+
+
+def get_hub() -> StreamHub:
+    global _hub
+    with _hub_lock:
+        if _hub is None:
+            config = settings.LOGGREGATOR
+            _hub = StreamHub(poll_interval=config["STREAM_POLL_INTERVAL"], buffer_events=config["STREAM_BUFFER_EVENTS"])
+        return _hub

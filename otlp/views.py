@@ -40,6 +40,7 @@ class LogsView(APIView):
 
     @extend_schema(
         summary="Export logs over OTLP/HTTP",
+        tags=["otlp"],
         description=LOGS_DESCRIPTION,
         request=LOGS_REQUEST,
         # The encoding is the request's Content-Type; DRF's ?format= override is not used.

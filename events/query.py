@@ -343,18 +343,19 @@ def _index_order_only():
 
     The planner cannot estimate how many rows a payload or text filter keeps
     and, guessing few, sorts every candidate (a million for `>`) instead of
-    walking the index until the page is full. A page is always an index range
-    walk here, so sorting is only ever the worse plan. SQLite plans it right.
+    walking the index until the page is full; or it starts parallel workers,
+    whose start costs more than a page. A page is always one index walk here,
+    so neither is ever the better plan. SQLite plans it right.
     """
     if connection.vendor != "postgresql":
         yield
         return
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL enable_sort = off; SET LOCAL max_parallel_workers_per_gather = 0")
         yield
-        # Inside an outer transaction it would outlive this block (an error
-        # rolls back to the block's savepoint, which undoes it anyway).
-        cursor.execute("SET LOCAL enable_sort TO DEFAULT")
+        # Inside an outer transaction they would outlive this block (an error
+        # rolls back to the block's savepoint, which undoes them anyway).
+        cursor.execute("SET LOCAL enable_sort TO DEFAULT; SET LOCAL max_parallel_workers_per_gather TO DEFAULT")
 
 
 # SQLite's LIKE folds ASCII letters only; PostgreSQL's UPPER() every letter.

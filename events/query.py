@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import BooleanField, F, Func, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -276,7 +277,8 @@ class EventQuery:
     def page(self, after: str | None, limit: int) -> tuple[list[Event], str | None]:
         """Up to `limit` events after the cursor `after`, in order, and the cursor of the last one."""
         position = pagination.decode_cursor(after) if after else None
-        events = list(self._page_rows(position, limit))
+        with _index_order_only():
+            events = list(self._page_rows(position, limit))
         return events, (pagination.encode_cursor(events[-1]) if events else None)
 
     def _page_rows(self, position, limit):
@@ -335,6 +337,27 @@ class EventQuery:
             payload_text = json.dumps(event.payload, ensure_ascii=False)
         needle = _fold_case(self.text)
         return needle in _fold_case(payload_text) or needle in _fold_case(event.source)
+
+
+@contextmanager
+def _index_order_only():
+    """On PostgreSQL, read the page in index order rather than sorting what a filter leaves.
+
+    The planner cannot estimate how many rows a payload or text filter keeps
+    and, guessing few, sorts every candidate (a million for `>`) instead of
+    walking the index until the page is full; or it starts parallel workers,
+    whose start costs more than a page. A page is always one index walk here,
+    so neither is ever the better plan. SQLite plans it right.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_sort = off; SET LOCAL max_parallel_workers_per_gather = 0")
+        yield
+        # Inside an outer transaction they would outlive this block (an error
+        # rolls back to the block's savepoint, which undoes them anyway).
+        cursor.execute("SET LOCAL enable_sort TO DEFAULT; SET LOCAL max_parallel_workers_per_gather TO DEFAULT")
 
 
 # SQLite's LIKE folds ASCII letters only; PostgreSQL's UPPER() every letter.

@@ -36,9 +36,11 @@ __all__ = [
     "service_env",
 ]
 
-# Short, so a graceful stop does not wait long for kept-alive connections
-# (the test's own session is closed first; other clients may hold some).
-TEST_KEEPALIVE = "1"
+# Longer than any pause between a test's requests: a server closing an idle
+# kept-alive connection just as a client reuses it for a POST loses that
+# request ("Remote end closed connection"). The uvicorn workers close idle
+# connections at once on a graceful stop, so this costs no wait.
+TEST_KEEPALIVE = "30"
 
 
 def on_postgresql() -> bool:

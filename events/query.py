@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import NotSupportedError, connection, transaction
 from django.db.models import BooleanField, F, Func, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -112,7 +112,8 @@ class PayloadValueEquals(Func):
         self.condition = condition
 
     def as_sql(self, compiler, connection, **extra):
-        raise NotImplementedError(f"payload filters are not written for {connection.vendor}")
+        # SQLite and PostgreSQL are the supported databases (as_sqlite, as_postgresql below).
+        raise NotSupportedError(f"payload filters are not written for {connection.vendor}")
 
     def as_sqlite(self, compiler, connection, **extra):
         payload, payload_params = compiler.compile(self.source_expressions[0])

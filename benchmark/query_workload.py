@@ -66,7 +66,7 @@ RARE_WORD = "zanzibar"
 RARE_DAY = 10  # days before the load
 RARE_EVENTS = 20
 # The indexes the query side added, and what the write path pays for each.
-QUERY_INDEXES = ("event_timeline", "event_source_timeline", "event_event_id")
+QUERY_INDEXES = ("event_timeline", "event_source_timeline")
 
 
 def queries(rare_day: tuple[str, str]) -> list[tuple[str, dict[str, str], bool]]:

@@ -56,6 +56,8 @@ EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 # enough: len(topics) * (their share of all events) < 1, i.e. fewer rows
 # than a filtered walk of the timeline would read.
 MAX_MERGED_TOPICS = 100
+# What page_rows() reads of each event.
+ROW_COLUMNS = ("id", "topic", "event_id", "timestamp", "source", "payload_text")
 
 
 @dataclass(frozen=True)
@@ -277,37 +279,62 @@ class EventQuery:
 
     def page(self, after: str | None, limit: int) -> tuple[list[Event], str | None]:
         """Up to `limit` events after the cursor `after`, in order, and the cursor of the last one."""
-        position = pagination.decode_cursor(after) if after else None
+        querysets = self._page_querysets(_position(after), limit)
         with _index_order_only():
-            events = list(self._page_rows(position, limit))
+            if len(querysets) > 1:
+                events = list(Event.objects.raw(*self._merged_sql(querysets, limit)))
+            else:
+                events = [event for queryset in querysets for event in queryset]
         return events, (pagination.encode_cursor(events[-1]) if events else None)
 
-    def _page_rows(self, position, limit):
+    def page_rows(self, after: str | None, limit: int) -> list[tuple]:
+        """The events page() reads, as database rows of ROW_COLUMNS, for readers that need no Event objects.
+
+        The values are as the database driver returns them (events.page_body
+        turns them into a response): `payload_text` is the stored JSON text,
+        not decoded.
+        """
+        querysets = [
+            with_payload_text(queryset).values_list(*ROW_COLUMNS)
+            for queryset in self._page_querysets(_position(after), limit)
+        ]
+        if not querysets:
+            return []
+        if len(querysets) > 1:
+            sql, params = self._merged_sql(querysets, limit)
+        else:
+            sql, params = querysets[0].query.sql_with_params()
+        with _index_order_only(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def _page_querysets(self, position, limit) -> list[QuerySet]:
+        """The page as one keyset queryset, several (one per topic) whose rows are merged, or none (no topic)."""
         base = self._narrow(Event.objects.all())
         if self.pattern.is_exact:
-            return self._keyset(base.filter(topic=self.pattern.text), position, limit)
+            return [self._keyset(base.filter(topic=self.pattern.text), position, limit)]
         if self.pattern.matches_every_topic:
-            return self._keyset(base, position, limit)
+            return [self._keyset(base, position, limit)]
         counts = counters.events_per_topic()
         topics = self.pattern.matching(counts)
         if not topics:
             return []
         if len(topics) == 1:
-            return self._keyset(base.filter(topic=topics[0]), position, limit)
+            return [self._keyset(base.filter(topic=topics[0]), position, limit)]
         stored = sum(counts.values())
         share = sum(counts[topic] for topic in topics) / stored if stored else 0
         if len(topics) <= MAX_MERGED_TOPICS and len(topics) * share < 1:
-            return self._merged(base, topics, position, limit)
-        return self._keyset(base.filter(topic__in=topics), position, limit)
+            return [self._keyset(base.filter(topic=topic), position, limit) for topic in topics]
+        return [self._keyset(base.filter(topic__in=topics), position, limit)]
 
     def _keyset(self, queryset, position, limit):
         return pagination.keyset_page(queryset, position, limit, descending=self.descending)
 
-    def _merged(self, base, topics, position, limit):
+    def _merged_sql(self, querysets: list[QuerySet], limit: int) -> tuple[str, list]:
         """Each topic's next page from its own index, merged in one UNION ALL statement."""
         parts, params = [], []
-        for topic in topics:
-            sql, topic_params = self._keyset(base.filter(topic=topic), position, limit).query.sql_with_params()
+        for queryset in querysets:
+            sql, topic_params = queryset.query.sql_with_params()
             parts.append(f"SELECT * FROM ({sql}) AS topic_{len(parts)}")
             params.extend(topic_params)
         direction = "DESC" if self.descending else "ASC"
@@ -316,7 +343,7 @@ class EventQuery:
             " UNION ALL ".join(parts)
             + f" ORDER BY {quote('timestamp')} {direction}, {quote('id')} {direction} LIMIT {int(limit)}"
         )
-        return Event.objects.raw(sql, params)
+        return sql, params
 
     def matches(self, event) -> bool:
         """The same filters in Python, for one Event (the cursor aside)."""
@@ -338,6 +365,10 @@ class EventQuery:
             payload_text = json.dumps(event.payload, ensure_ascii=False)
         needle = _fold_case(self.text)
         return needle in _fold_case(payload_text) or needle in _fold_case(event.source)
+
+
+def _position(cursor: str | None) -> pagination.Position | None:
+    return pagination.decode_cursor(cursor) if cursor else None
 
 
 @contextmanager

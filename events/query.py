@@ -282,7 +282,8 @@ class EventQuery:
         querysets = self._page_querysets(_position(after), limit)
         with _index_order_only():
             if len(querysets) > 1:
-                events = list(Event.objects.raw(*self._merged_sql(querysets, limit)))
+                table = connection.ops.quote_name(Event._meta.db_table)
+                events = list(Event.objects.raw(*self._merged_sql(querysets, limit, columns=f"{table}.*")))
             else:
                 events = [event for queryset in querysets for event in queryset]
         return events, (pagination.encode_cursor(events[-1]) if events else None)
@@ -294,16 +295,13 @@ class EventQuery:
         turns them into a response): `payload_text` is the stored JSON text,
         not decoded.
         """
-        querysets = [
-            with_payload_text(queryset).values_list(*ROW_COLUMNS)
-            for queryset in self._page_querysets(_position(after), limit)
-        ]
+        querysets = self._page_querysets(_position(after), limit)
         if not querysets:
             return []
         if len(querysets) > 1:
-            sql, params = self._merged_sql(querysets, limit)
+            sql, params = self._merged_sql(querysets, limit, columns=_row_columns_sql())
         else:
-            sql, params = querysets[0].query.sql_with_params()
+            sql, params = with_payload_text(querysets[0]).values_list(*ROW_COLUMNS).query.sql_with_params()
         with _index_order_only(), connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
@@ -330,18 +328,29 @@ class EventQuery:
     def _keyset(self, queryset, position, limit):
         return pagination.keyset_page(queryset, position, limit, descending=self.descending)
 
-    def _merged_sql(self, querysets: list[QuerySet], limit: int) -> tuple[str, list]:
-        """Each topic's next page from its own index, merged in one UNION ALL statement."""
+    def _merged_sql(self, querysets: list[QuerySet], limit: int, *, columns: str) -> tuple[str, list]:
+        """The merged next page of several topics (one queryset each), in one statement.
+
+        Each topic's page is read from its own index, and their positions
+        (id, timestamp) merged with UNION ALL; only then are the `columns` of
+        the `limit` first read, by id. (Merging whole rows, SQLite took ten
+        times as long: it copies every row, payload and all, to merge them.)
+        Joined in that order (CROSS JOIN: SQLite keeps the merged positions
+        the outer loop), so neither database sorts or scans the table.
+        """
         parts, params = [], []
         for queryset in querysets:
-            sql, topic_params = queryset.query.sql_with_params()
+            sql, topic_params = queryset.values_list("id", "timestamp").query.sql_with_params()
             parts.append(f"SELECT * FROM ({sql}) AS topic_{len(parts)}")
             params.extend(topic_params)
         direction = "DESC" if self.descending else "ASC"
         quote = connection.ops.quote_name
+        table, timestamp, id_ = quote(Event._meta.db_table), quote("timestamp"), quote("id")
+        merged = " UNION ALL ".join(parts) + f" ORDER BY {timestamp} {direction}, {id_} {direction} LIMIT {int(limit)}"
         sql = (
-            " UNION ALL ".join(parts)
-            + f" ORDER BY {quote('timestamp')} {direction}, {quote('id')} {direction} LIMIT {int(limit)}"
+            f"SELECT {columns} FROM ({merged}) AS merged CROSS JOIN {table}"
+            f" WHERE {table}.{id_} = merged.{id_}"
+            f" ORDER BY merged.{timestamp} {direction}, merged.{id_} {direction}"
         )
         return sql, params
 
@@ -365,6 +374,15 @@ class EventQuery:
             payload_text = json.dumps(event.payload, ensure_ascii=False)
         needle = _fold_case(self.text)
         return needle in _fold_case(payload_text) or needle in _fold_case(event.source)
+
+
+def _row_columns_sql() -> str:
+    """ROW_COLUMNS as SQL, of the event table (payload_text as with_payload_text() reads it)."""
+    quote = connection.ops.quote_name
+    table = quote(Event._meta.db_table)
+    sql = {name: f"{table}.{quote(name)}" for name in ROW_COLUMNS}
+    sql["payload_text"] = f"CAST({table}.{quote('payload')} AS text)"
+    return ", ".join(sql[name] for name in ROW_COLUMNS)
 
 
 def _position(cursor: str | None) -> pagination.Position | None:

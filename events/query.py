@@ -295,16 +295,21 @@ class EventQuery:
         turns them into a response): `payload_text` is the stored JSON text,
         not decoded.
         """
+        statement = self.page_rows_statement(after, limit)
+        if statement is None:
+            return []
+        with _index_order_only(), connection.cursor() as cursor:
+            cursor.execute(*statement)
+            return cursor.fetchall()
+
+    def page_rows_statement(self, after: str | None, limit: int) -> tuple[str, list] | None:
+        """The SQL and parameters page_rows() runs; None when no topic matches."""
         querysets = self._page_querysets(_position(after), limit)
         if not querysets:
-            return []
+            return None
         if len(querysets) > 1:
-            sql, params = self._merged_sql(querysets, limit, columns=_row_columns_sql())
-        else:
-            sql, params = with_payload_text(querysets[0]).values_list(*ROW_COLUMNS).query.sql_with_params()
-        with _index_order_only(), connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
+            return self._merged_sql(querysets, limit, columns=_row_columns_sql())
+        return with_payload_text(querysets[0]).values_list(*ROW_COLUMNS).query.sql_with_params()
 
     def _page_querysets(self, position, limit) -> list[QuerySet]:
         """The page as one keyset queryset, several (one per topic) whose rows are merged, or none (no topic)."""

@@ -4,12 +4,13 @@ import time
 from dataclasses import asdict
 from urllib.parse import urlencode
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events import counters, intake, pagination, query_openapi
+from events import counters, intake, page_body, pagination, query_openapi
 from events.admission import admit_publisher
 from events.apps import STARTED_AT
 from events.auth import (
@@ -19,7 +20,6 @@ from events.auth import (
     ReadKeyRequired,
     ReadRateThrottle,
 )
-from events.models import Event
 from events.openapi import PUBLISH_REQUEST
 from events.parsers import PublishedEventsParser, read_events
 from events.query import PARAMETERS as QUERY_PARAMETERS
@@ -122,30 +122,23 @@ class EventListView(APIView):
         query = EventQuery.from_params(request.query_params)
         limit = pagination.parse_limit(request.query_params.get("limit"))
         # One more than asked tells whether another page follows.
-        events, _ = query.page(request.query_params.get("cursor"), limit + 1)
-        more = len(events) > limit
-        events = events[:limit]
-        return Response(
+        rows = query.page_rows(request.query_params.get("cursor"), limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        # Encoded here rather than by DRF's renderer: see events.page_body.
+        body = page_body.render(
             {
                 "topic": query.pattern.text,
                 "filters": query.applied(),
-                "events": [
-                    {
-                        "topic": event.topic,
-                        "event_id": event.event_id,
-                        "timestamp": event.timestamp,
-                        "source": event.source,
-                        "payload": event.payload,
-                    }
-                    for event in events
-                ],
-                "next": _next_page_url(request, query, limit, events[-1]) if more else None,
+                "events": page_body.items(rows),
+                "next": _next_page_url(request, query, limit, page_body.position(rows[-1])) if more else None,
             }
         )
+        return HttpResponse(body, content_type="application/json")
 
 
-def _next_page_url(request, query: EventQuery, limit: int, last: Event) -> str:
-    params = {**query.as_params(), "limit": limit, "cursor": pagination.encode_cursor(last)}
+def _next_page_url(request, query: EventQuery, limit: int, last: pagination.Position) -> str:
+    params = {**query.as_params(), "limit": limit, "cursor": last.encode()}
     return request.build_absolute_uri(request.path) + "?" + urlencode(params, doseq=True)
 
 

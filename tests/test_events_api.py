@@ -1,7 +1,11 @@
 """GET /events: one topic's unique events in timestamp order, page by page."""
 
-import pytest
+import json
 
+import pytest
+from rest_framework.renderers import JSONRenderer
+
+from events.models import Event
 from tests.factories import event, events
 
 
@@ -121,3 +125,44 @@ def test_only_processed_events_are_listed(api, publish, drain):
     assert api.get("/events", {"topic": "later"}).json()["events"] == []
     drain()
     assert len(api.get("/events", {"topic": "later"}).json()["events"]) == 3
+
+
+@pytest.mark.django_db
+def test_the_body_is_what_drfs_renderer_writes_for_the_same_events(api, publish, drain):
+    # The page is encoded from the stored rows, payloads as their stored text:
+    # the same JSON values as the decoded events rendered by DRF, compact, and
+    # with the line separators JavaScript refuses escaped as DRF escapes them.
+    payloads = [
+        {"text": 'é ü 日本 \u2028 \u2029 "quoted" \\ / \t', "nested": {"list": [1, 2.5, -0.0, None, True]}},
+        {"big": 2**63, "small": 1e-7, "exponent": 1.5e300, "empty": {}, "none": []},
+    ]
+    sent = [
+        event("body.check", payload=payload, timestamp=f"2026-05-01T12:00:0{n}.12Z")
+        for n, payload in enumerate(payloads)
+    ]
+    publish(sent)
+    drain()
+    response = api.get("/events", {"topic": "body.check"})
+    assert response["Content-Type"] == "application/json"
+    body = response.content
+    assert "\u2028".encode() not in body and b"\\u2028" in body and b"\\u2029" in body
+    assert b": " not in body and b", " not in body  # compact
+    page = json.loads(body)
+    assert page["events"][0]["payload"] == payloads[0]  # (PostgreSQL's jsonb writes 1.5e300 in full: an integer)
+    stored = list(Event.objects.filter(topic="body.check").order_by("timestamp", "id"))
+    expected = {
+        "topic": "body.check",
+        "filters": {"topic": "body.check", "order": "asc"},
+        "events": [
+            {
+                "topic": e.topic,
+                "event_id": e.event_id,
+                "timestamp": e.timestamp,
+                "source": e.source,
+                "payload": e.payload,
+            }
+            for e in stored
+        ],
+        "next": None,
+    }
+    assert page == json.loads(JSONRenderer().render(expected))

@@ -10,15 +10,14 @@ DJANGO_SETTINGS_MODULE=benchmark.framework_app.
 """
 
 import json
-import os
 
-from a2wsgi import WSGIMiddleware
 from django.core.wsgi import get_wsgi_application
 from django.http import JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from loggregator_site.settings import *  # noqa: F403  (the service's settings, one URLconf changed)
+from loggregator_site.threaded_wsgi import threaded_wsgi
 
 ROOT_URLCONF = __name__
 
@@ -40,4 +39,4 @@ urlpatterns = [path("publish", publish), path("stats", stats)]
 
 wsgi_application = get_wsgi_application()
 # As loggregator_site.asgi serves every request but the stream: a pool of threads under the event loop.
-asgi_application = WSGIMiddleware(wsgi_application, workers=int(os.environ.get("GUNICORN_THREADS", "8")))
+asgi_application = threaded_wsgi(wsgi_application)

@@ -7,14 +7,12 @@ client) and gunicorn on this machine, with no Django, parsing or database.
 
 No Django here: gunicorn imports it as `benchmark.null_app`; served by the
 production worker it goes through the same thread pool as the aggregator's
-WSGI application (loggregator_site.asgi).
+WSGI application (loggregator_site.threaded_wsgi, which imports no Django).
 """
 
 from __future__ import annotations
 
-import os
-
-from a2wsgi import WSGIMiddleware
+from loggregator_site.threaded_wsgi import threaded_wsgi
 
 JSON = [("Content-Type", "application/json")]
 # /stats answers too: the benchmark's readiness check polls it.
@@ -33,4 +31,4 @@ def wsgi_application(environ, start_response):
     return [body]
 
 
-asgi_application = WSGIMiddleware(wsgi_application, workers=int(os.environ.get("GUNICORN_THREADS", "8")))
+asgi_application = threaded_wsgi(wsgi_application)

@@ -19,7 +19,7 @@ import zstandard
 from django.db import connection
 from django.utils import timezone
 
-from events import counters, wakeup
+from events import backpressure, counters, wakeup
 from events.db import write_transaction
 from events.group_commit import GroupCommit
 from events.models import IntakeBatch
@@ -95,6 +95,7 @@ def enqueue(events: list[PublishedEvent]) -> None:
     calls share transactions (group commit).
     """
     _group_commit.submit(_Accepted(encode(events), len(events), Counter(event.topic for event in events)))
+    backpressure.backlog.add(len(events))
 
 
 def _write_accepted(accepted: list[_Accepted]) -> None:

@@ -3,17 +3,17 @@
 Live streams (/events/stream) run on the event loop under Django's ASGI
 handler: an open stream holds no thread, so one process keeps many open.
 Every other request goes to the WSGI application (loggregator_site.wsgi,
-which also starts the in-process consumer) in a fixed pool of threads, as
-under gunicorn's gthread worker: each thread keeps its database connection
-and concurrent publishes share commits. (Django's own ASGI path would run each
-sync view in a new thread with a new database connection.)
+which also starts the in-process consumer) in a fixed pool of threads
+(loggregator_site.threaded_wsgi), as under gunicorn's gthread worker: each
+thread keeps its database connection and concurrent publishes share commits.
+(Django's own ASGI path would run each sync view in a new thread with a new
+database connection.)
 """
 
 import functools
 import os
 
 import django
-from a2wsgi import WSGIMiddleware
 from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loggregator_site.settings")
@@ -21,6 +21,7 @@ django.setup(set_prefix=False)
 
 from django.urls import reverse  # noqa: E402  (needs the settings configured above)
 
+from loggregator_site.threaded_wsgi import threaded_wsgi  # noqa: E402
 from loggregator_site.wsgi import application as wsgi_application  # noqa: E402
 
 
@@ -39,8 +40,7 @@ class StreamASGIHandler(ASGIHandler):
 
 
 stream_asgi = StreamASGIHandler()
-# loggregator_site.asgi_worker passes gunicorn's --threads (GUNICORN_THREADS) on.
-threaded_wsgi = WSGIMiddleware(wsgi_application, workers=int(os.environ.get("GUNICORN_THREADS", "8")))
+wsgi_in_threads = threaded_wsgi(wsgi_application)
 
 
 @functools.cache
@@ -54,4 +54,4 @@ async def application(scope, receive, send):
     if scope["type"] == "http" and scope["path"] in async_paths():
         await stream_asgi(scope, receive, send)
     else:
-        await threaded_wsgi(scope, receive, send)
+        await wsgi_in_threads(scope, receive, send)

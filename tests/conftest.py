@@ -10,6 +10,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from events.auth import forget_keys_configured
+from events.backpressure import backlog
 from events.consumer import Consumer
 from tests.servers import POSTGRESQL_ONLY, PROJECT_DIR, Processes, ServiceDatabase
 
@@ -112,6 +113,13 @@ def _fresh_api_key_state():
     forget_keys_configured()
     yield
     forget_keys_configured()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_backlog_estimate():
+    # Each test's database starts with its own backlog.
+    backlog.forget()
+    yield
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import threading
 
 import pytest
 
+from events import backpressure, counters
 from events.models import IntakeBatch
 from publisher.client import AggregatorClient
 from tests.factories import event, events
@@ -38,6 +39,35 @@ def test_over_the_limit_publish_answers_503_with_retry_after_and_accepts_nothing
     drain()
     assert publish(event()).status_code == 202
     assert stats()["received"] == 13
+
+
+def another_process_queues(events: int) -> None:
+    """Counted as received, as a publish served by another worker is: this process's estimate does not see it."""
+    counters.add_received({"other.process": events})
+
+
+@pytest.mark.django_db
+def test_under_half_the_limit_a_recent_count_is_reused_and_from_half_on_every_request_counts(
+    publish, backlog_limit, monkeypatch
+):
+    backlog_limit(10)
+    monkeypatch.setattr(backpressure, "RECOUNT_INTERVAL", 3600)  # nothing gets old during the test
+    assert publish(event()).status_code == 202  # counted: 0, then its own event added: 1
+    another_process_queues(8)  # 9 queued; this process still estimates 1
+    assert publish(events(3)).status_code == 202  # 1 < 5: accepted without a count; 4
+    assert publish(event()).status_code == 202  # 4 < 5: the overshoot the soft limit allows; 5
+    refused = publish(event())  # 5: half the limit, so it counts
+    assert refused.status_code == 503
+    assert "13 events are waiting" in refused.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_an_old_count_is_counted_again(publish, backlog_limit, monkeypatch):
+    backlog_limit(10)
+    monkeypatch.setattr(backpressure, "RECOUNT_INTERVAL", 0)
+    assert publish(event()).status_code == 202
+    another_process_queues(9)
+    assert publish(event()).status_code == 503
 
 
 @pytest.mark.django_db

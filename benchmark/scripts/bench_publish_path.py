@@ -7,7 +7,8 @@ Django's WSGI handler into a fresh, migrated database (a temporary SQLite file
 unless --database-url names one this may fill), each stored by the consumer
 before the next (one intake row per transaction, as under a slow trickle), and
 prints the median CPU time of this thread per request for: the whole request
-(Django, the view, validation, the intake commit), the consumer's transaction
+(Django, the view, validation, the intake commit), the same with no consumer
+run between requests, the consumer's transaction
 for one row, admission (key, rate limit, backlog query), validation and the
 intake commit alone, and the framework alone (Django's handler around a view
 that only parses the body). No concurrency and no HTTP server: `manage.py
@@ -89,6 +90,11 @@ def main():
         status = timed("request, whole: Django + view + validation + intake commit", request, body)
         assert status.startswith("202"), status
         timed("consumer: one transaction storing one queued event", store.process_next_batch, max_events=5000)
+    # The same without the consumer's transaction between requests: that work
+    # evicts the caches the next request then refills, which the row above counts.
+    for body in bodies[3 * args.requests : 4 * args.requests]:
+        timed("request, whole, no consumer between requests", request, body)
+    store.process_next_batch(max_events=len(bodies))
     max_events = settings.LOGGREGATOR["MAX_BATCH_EVENTS"]
     requests = RequestFactory(REMOTE_ADDR="127.0.0.1")
     for body in bodies[args.requests : 2 * args.requests]:

@@ -100,24 +100,52 @@ def prune(
     *,
     now: datetime | None = None,
     chunk_events: int | None = None,
+    within: float | None = None,
     stop: threading.Event | None = None,
 ) -> PruneReport:
     """Delete every due event and expired tombstone, a chunk per transaction; stops early when `stop` is set.
 
     Chunks hold `chunk_events` each if given, else as many as fit in
     LOGGREGATOR_PRUNE_CHUNK_SECONDS of write lock (at most LOGGREGATOR_PRUNE_CHUNK_EVENTS).
+    With `within`, the event deletions are spread over about that many seconds (see _Pace).
     """
     policy = policy or RetentionPolicy.from_settings()
     now = now or timezone.now()
     stop = stop or threading.Event()
+    topics = _topics()
+    event_cutoffs = {topic: cutoff for topic in topics if (cutoff := policy.events_due_before(topic, now))}
+    due_events = sum(_due_events(topic, cutoff).count() for topic, cutoff in event_cutoffs.items()) if within else 0
+    pace, quick = _Pace(due_events, within, stop), _Pace(0, None, stop)
     event_chunks, tombstone_chunks = _ChunkSize.for_prune(chunk_events), _ChunkSize.for_prune(chunk_events)
     report = PruneReport()
-    for topic in _topics():
-        if cutoff := policy.events_due_before(topic, now):
-            report.events[topic] = _repeat(partial(_prune_chunk, topic, cutoff), event_chunks, stop)
+    for topic in topics:
+        if cutoff := event_cutoffs.get(topic):
+            report.events[topic] = _repeat(partial(_prune_chunk, topic, cutoff), event_chunks, pace)
         if cutoff := policy.tombstones_due_before(topic, now):
-            report.tombstones[topic] = _repeat(partial(_expire_chunk, topic, cutoff), tombstone_chunks, stop)
+            report.tombstones[topic] = _repeat(partial(_expire_chunk, topic, cutoff), tombstone_chunks, quick)
     return report
+
+
+class _Pace:
+    """Spreads a pass's `due` deletions evenly over `within` seconds; None: as fast as turns allow.
+
+    A pass that deletes as fast as it can takes a large share of the write
+    lock, and of the CPU, in a burst, and every publish meanwhile waits longer.
+    Spread out, the same work costs each publish little. Between chunks it
+    always lets another writer commit first (events.db.pass_turn); a pass
+    behind its schedule rests no longer than that, so it still catches up.
+    """
+
+    def __init__(self, due: int, within: float | None, stop: threading.Event):
+        self.due, self.within, self.stop = due, within, stop
+        self.started, self.done = time.monotonic(), 0
+
+    def rest(self, done: int, held: float) -> None:
+        self.done += done
+        pass_turn(self.stop, longest=held)
+        if self.within and self.due:
+            on_schedule_at = self.started + self.within * min(1.0, self.done / self.due)
+            self.stop.wait(max(0.0, on_schedule_at - time.monotonic()))
 
 
 class _ChunkSize:
@@ -150,20 +178,19 @@ class _ChunkSize:
         self.rows = max(1, min(self.most, 2 * self.rows, int(fits)))
 
 
-def _repeat(chunk, size: _ChunkSize, stop: threading.Event) -> int:
+def _repeat(chunk, size: _ChunkSize, pace: _Pace) -> int:
     """Run chunk(rows) until it does nothing (or `stop`); the sum of what it did.
 
     chunk() returns (rows, seconds it held the write lock).
     """
     total = 0
-    while not stop.is_set():
+    while not pace.stop.is_set():
         done, held = chunk(size.rows)
         if not done:
             break
         total += done
         size.update(done, held)
-        # SQLite: let the other writers have the lock before the next chunk, if they want it.
-        pass_turn(stop, longest=held)
+        pace.rest(done, held)
     return total
 
 
@@ -174,10 +201,14 @@ def due(policy: RetentionPolicy | None = None, *, now: datetime | None = None) -
     report = PruneReport()
     for topic in _topics():
         if cutoff := policy.events_due_before(topic, now):
-            report.events[topic] = Event.objects.filter(topic=topic, timestamp__lt=cutoff).count()
+            report.events[topic] = _due_events(topic, cutoff).count()
         if cutoff := policy.tombstones_due_before(topic, now):
             report.tombstones[topic] = PrunedEvent.objects.filter(topic=topic, timestamp__lt=cutoff).count()
     return report
+
+
+def _due_events(topic: str, cutoff: datetime):
+    return Event.objects.filter(topic=topic, timestamp__lt=cutoff)
 
 
 def _topics() -> list[str]:

@@ -1,6 +1,7 @@
 """Retention: old events are deleted in small transactions, late copies stay duplicates, counters stay exact."""
 
 import math
+import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from events.models import Event, PrunedEvent
-from events.retention import RetentionPolicy, _ChunkSize, prune, topic_matches
+from events.retention import RetentionPolicy, _ChunkSize, _Pace, prune, topic_matches
 from loggregator_site.env import env_retention
 from tests.factories import event
 
@@ -183,3 +184,25 @@ def test_adaptive_chunks_prune_everything_due_and_count_exactly(publish, drain, 
     current = stats()
     assert (current["pruned"], current["stored"], PrunedEvent.objects.count()) == (1000, 1, 1000)
     assert_exact(current)
+
+
+class RecordingStop(threading.Event):
+    def __init__(self):
+        super().__init__()
+        self.waits = []
+
+    def wait(self, timeout=None):
+        self.waits.append(timeout)
+        return False
+
+
+@pytest.mark.django_db
+def test_a_paced_pass_rests_while_ahead_of_its_schedule_and_not_when_behind():
+    stop = RecordingStop()
+    pace = _Pace(due=100, within=10.0, stop=stop)
+    pace.rest(10, 0.0)  # a tenth done at once: about a second ahead
+    assert stop.waits[-1] > 0.5
+
+    pace.started -= 60  # as if the chunks had taken a minute: behind
+    pace.rest(10, 0.0)
+    assert stop.waits[-1] == 0.0

@@ -155,10 +155,12 @@ def _prune(args, pruning: threading.Event, stop: threading.Event, vacuum_url: st
     """What `manage.py prune` and the automatic pruner run, here so that `pruning` brackets it exactly."""
     from events import retention
 
-    while not stop.wait(args.prune_every):
+    started = time.monotonic()
+    while not stop.wait(max(0.0, started + args.prune_every - time.monotonic())):
+        started = time.monotonic()
         pruning.set()
         try:
-            retention.prune(stop=stop)
+            retention.prune(within=args.prune_every / 2, stop=stop)
         finally:
             pruning.clear()
         if vacuum_url:

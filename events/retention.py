@@ -115,14 +115,14 @@ def prune(
     topics = _topics()
     event_cutoffs = {topic: cutoff for topic in topics if (cutoff := policy.events_due_before(topic, now))}
     due_events = sum(_due_events(topic, cutoff).count() for topic, cutoff in event_cutoffs.items()) if within else 0
-    pace, quick = _Pace(due_events, within, stop), _Pace(0, None, stop)
+    pace, unpaced = _Pace(due_events, within, stop), _Pace(0, None, stop)
     event_chunks, tombstone_chunks = _ChunkSize.for_prune(chunk_events), _ChunkSize.for_prune(chunk_events)
     report = PruneReport()
     for topic in topics:
         if cutoff := event_cutoffs.get(topic):
             report.events[topic] = _repeat(partial(_prune_chunk, topic, cutoff), event_chunks, pace)
         if cutoff := policy.tombstones_due_before(topic, now):
-            report.tombstones[topic] = _repeat(partial(_expire_chunk, topic, cutoff), tombstone_chunks, quick)
+            report.tombstones[topic] = _repeat(partial(_expire_chunk, topic, cutoff), tombstone_chunks, unpaced)
     return report
 
 

@@ -256,7 +256,7 @@ LOGGREGATOR = {
     "RETENTION": env_retention("LOGGREGATOR_RETENTION"),
     # How long after its retention a copy of a pruned event is still a duplicate (None: as long as the retention).
     "DEDUP_HORIZON": env_duration("LOGGREGATOR_DEDUP_HORIZON", forever=math.inf),
-    # Seconds between automatic prunes in each web process (0: only `manage.py prune`).
+    # Each web process starts a prune this often, in seconds, spread over half of it (0: only `manage.py prune`).
     "PRUNE_INTERVAL": env_float("LOGGREGATOR_PRUNE_INTERVAL", 60.0),
     # Seconds of write lock a pruning transaction aims at: it deletes as many events as fit, so
     # publishes never wait long behind it, and no fewer, since bigger chunks delete each event for less.

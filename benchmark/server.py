@@ -20,7 +20,6 @@ from pathlib import Path
 import requests
 
 from benchmark import ceiling
-from events.models import Event
 from harness.processes import answers, free_port, gunicorn, manage, migrate, service_env, spawn
 
 READY_DEADLINE = 60.0
@@ -198,6 +197,10 @@ class BenchmarkServer:
         Read from the server's own database; a server on another database
         gets it from a scratch SQLite file migrated for the purpose.
         """
+        # Here, not at the top: scripts import this module before Django is set up
+        # (bench_retention.py sets up Django with the server's own settings).
+        from events.models import Event
+
         if self.config.database_url is None:
             return ceiling.event_table(self.database, Event._meta.db_table)
         scratch = self.directory / "ddl.sqlite3"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -90,6 +91,35 @@ def exclusive_turn(path: str, stop: threading.Event, retry: float):
         yield True
     finally:
         os.close(fd)  # and with it the lock
+
+
+def pass_turn(stop: threading.Event, longest: float) -> None:
+    """Wait until another connection commits, or `longest` seconds if none does (SQLite).
+
+    For a writer about to write again at once (the pruner's next chunk): flock()
+    wakes its waiters without queueing them, so the writer that just let go
+    would usually take the lock straight back. Waiting for someone else's
+    commit hands every other turn to the others while they want the lock, and
+    costs only the wait when nobody does. Returns early when `stop` is set.
+    """
+    if connection.vendor == "sqlite" and not connection.is_in_memory_db():
+        with connection.cursor() as cursor:
+            wait_for_another_commit(cursor, stop, longest)
+
+
+def wait_for_another_commit(cursor, stop: threading.Event, longest: float, poll: float = 0.002) -> bool:
+    """True once another connection to the SQLite database has committed; False after `longest` or on `stop`."""
+
+    def data_version() -> int:
+        # Changes when another connection commits; this connection's own commits leave it alone.
+        cursor.execute("PRAGMA data_version")
+        return cursor.fetchone()[0]
+
+    before, deadline = data_version(), time.monotonic() + longest
+    while (left := deadline - time.monotonic()) > 0 and not stop.wait(min(poll, left)):
+        if data_version() != before:
+            return True
+    return False
 
 
 def use_consumer_cache() -> None:

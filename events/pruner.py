@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
@@ -23,18 +24,23 @@ _thread = WebThread("loggregator-pruner")
 
 
 def run(stop: threading.Event, *, interval: float, policy: retention.RetentionPolicy) -> None:
-    """Prune, then wait `interval`, until `stop` is set; errors are logged and retried next round."""
+    """Prune every `interval` seconds until `stop` is set; errors are logged and retried next round.
+
+    Each pass spreads its deletions over half the interval (retention._Pace),
+    so publishes meet a chunk now and then rather than a burst of them.
+    """
     while not stop.is_set():
+        started = time.monotonic()
         close_old_connections()
         try:
-            report = retention.prune(policy, stop=stop)
+            report = retention.prune(policy, within=interval / 2, stop=stop)
         except DatabaseError:
             # Every chunk is its own transaction: what committed stays, the rest is due next round.
             logger.exception("Pruning failed; retrying in %.0f s", interval)
         else:
             if report.events.total() or report.tombstones.total():
                 logger.info("Pruned %d events, expired %d tombstones", report.events.total(), report.tombstones.total())
-        stop.wait(interval)
+        stop.wait(max(0.0, started + interval - time.monotonic()))
 
 
 def start_pruning_thread() -> None:

@@ -5,8 +5,9 @@ LOGGREGATOR_RETENTION sets a default and per-topic-pattern overrides
 topic's retention. Each chunk deletes the topic's oldest due events, writes
 their tombstones (events.tombstones) and counts them as `pruned`, all in one
 transaction, so a kill at any moment loses or double-counts nothing. Chunks
-are small and, on SQLite, take the writers' lock (events.db) like any other
-write: publishes wait for at most one chunk.
+are short (sized to a target time, see _ChunkSize) and, on SQLite, take the
+writers' lock (events.db) like any other write, then pass the next turn to
+the others: publishes wait for at most one chunk.
 
 Tombstones are themselves deleted once the event is older than its retention
 plus the dedup horizon (LOGGREGATOR_DEDUP_HORIZON, by default as long as the
@@ -29,7 +30,7 @@ from django.db import connection
 from django.utils import timezone
 
 from events import counters, tombstones
-from events.db import use_consumer_cache, write_transaction
+from events.db import pass_turn, use_consumer_cache, write_transaction
 from events.models import Event, PrunedEvent, Stats
 
 
@@ -99,36 +100,97 @@ def prune(
     *,
     now: datetime | None = None,
     chunk_events: int | None = None,
+    within: float | None = None,
     stop: threading.Event | None = None,
 ) -> PruneReport:
-    """Delete every due event and expired tombstone, a chunk per transaction; stops early when `stop` is set."""
+    """Delete every due event and expired tombstone, a chunk per transaction; stops early when `stop` is set.
+
+    Chunks hold `chunk_events` each if given, else as many as fit in
+    LOGGREGATOR_PRUNE_CHUNK_SECONDS of write lock (at most LOGGREGATOR_PRUNE_CHUNK_EVENTS).
+    With `within`, the event deletions are spread over about that many seconds (see _Pace).
+    """
     policy = policy or RetentionPolicy.from_settings()
     now = now or timezone.now()
-    chunk_events = chunk_events or settings.LOGGREGATOR["PRUNE_CHUNK_EVENTS"]
     stop = stop or threading.Event()
+    topics = _topics()
+    event_cutoffs = {topic: cutoff for topic in topics if (cutoff := policy.events_due_before(topic, now))}
+    due_events = sum(_due_events(topic, cutoff).count() for topic, cutoff in event_cutoffs.items()) if within else 0
+    pace, unpaced = _Pace(due_events, within, stop), _Pace(0, None, stop)
+    event_chunks, tombstone_chunks = _ChunkSize.for_prune(chunk_events), _ChunkSize.for_prune(chunk_events)
     report = PruneReport()
-    for topic in _topics():
-        if cutoff := policy.events_due_before(topic, now):
-            report.events[topic] = _repeat(partial(_prune_chunk, topic, cutoff, chunk_events), stop)
+    for topic in topics:
+        if cutoff := event_cutoffs.get(topic):
+            report.events[topic] = _repeat(partial(_prune_chunk, topic, cutoff), event_chunks, pace)
         if cutoff := policy.tombstones_due_before(topic, now):
-            report.tombstones[topic] = _repeat(partial(_expire_chunk, topic, cutoff, chunk_events), stop)
+            report.tombstones[topic] = _repeat(partial(_expire_chunk, topic, cutoff), tombstone_chunks, unpaced)
     return report
 
 
-def _repeat(chunk, stop: threading.Event) -> int:
-    """Run chunk() until it does nothing (or `stop`); the sum of what it did.
+class _Pace:
+    """Spreads a pass's `due` deletions evenly over `within` seconds; None: as fast as turns allow.
+
+    A pass that deletes as fast as it can takes a large share of the write
+    lock, and of the CPU, in a burst, and every publish meanwhile waits longer.
+    Spread out, the same work costs each publish little. Between chunks it
+    always lets another writer commit first (events.db.pass_turn); a pass
+    behind its schedule rests no longer than that, so it still catches up.
+    """
+
+    def __init__(self, due: int, within: float | None, stop: threading.Event):
+        self.due, self.within, self.stop = due, within, stop
+        self.started, self.done = time.monotonic(), 0
+
+    def rest(self, done: int, held: float) -> None:
+        self.done += done
+        pass_turn(self.stop, longest=held)
+        if self.within and self.due:
+            on_schedule_at = self.started + self.within * min(1.0, self.done / self.due)
+            self.stop.wait(max(0.0, on_schedule_at - time.monotonic()))
+
+
+class _ChunkSize:
+    """How many rows the next chunk deletes: as many as hold the write lock about `target` seconds.
+
+    A bigger chunk deletes each row for less (an index page it dirties is
+    written once per commit however many of its entries go); a shorter hold
+    keeps publishes from waiting long behind it. Chunks start small and follow
+    the time the last full chunk took per row.
+    """
+
+    FIRST = 100
+
+    def __init__(self, most: int, target: float | None):
+        self.most, self.target = most, target
+        self.rows = most if target is None else min(most, self.FIRST)
+
+    @classmethod
+    def for_prune(cls, chunk_events: int | None) -> _ChunkSize:
+        if chunk_events:  # a fixed size
+            return cls(chunk_events, None)
+        config = settings.LOGGREGATOR
+        return cls(config["PRUNE_CHUNK_EVENTS"], config["PRUNE_CHUNK_SECONDS"])
+
+    def update(self, done: int, held: float) -> None:
+        if self.target is None or done < self.rows:
+            return  # a fixed size, or a short last chunk: it says little about the time per row
+        fits = done * self.target / held if held > 0 else self.most
+        # At most doubling per chunk: one quick chunk (a warm cache, an idle machine) is not a trend.
+        self.rows = max(1, min(self.most, 2 * self.rows, int(fits)))
+
+
+def _repeat(chunk, size: _ChunkSize, pace: _Pace) -> int:
+    """Run chunk(rows) until it does nothing (or `stop`); the sum of what it did.
 
     chunk() returns (rows, seconds it held the write lock).
     """
     total = 0
-    while not stop.is_set():
-        done, held = chunk()
+    while not pace.stop.is_set():
+        done, held = chunk(size.rows)
         if not done:
             break
         total += done
-        if connection.vendor == "sqlite":
-            # Rest as long as the chunk held the write lock: other writers get at least every other turn.
-            stop.wait(held)
+        size.update(done, held)
+        pace.rest(done, held)
     return total
 
 
@@ -139,10 +201,14 @@ def due(policy: RetentionPolicy | None = None, *, now: datetime | None = None) -
     report = PruneReport()
     for topic in _topics():
         if cutoff := policy.events_due_before(topic, now):
-            report.events[topic] = Event.objects.filter(topic=topic, timestamp__lt=cutoff).count()
+            report.events[topic] = _due_events(topic, cutoff).count()
         if cutoff := policy.tombstones_due_before(topic, now):
             report.tombstones[topic] = PrunedEvent.objects.filter(topic=topic, timestamp__lt=cutoff).count()
     return report
+
+
+def _due_events(topic: str, cutoff: datetime):
+    return Event.objects.filter(topic=topic, timestamp__lt=cutoff)
 
 
 def _topics() -> list[str]:

@@ -256,10 +256,13 @@ LOGGREGATOR = {
     "RETENTION": env_retention("LOGGREGATOR_RETENTION"),
     # How long after its retention a copy of a pruned event is still a duplicate (None: as long as the retention).
     "DEDUP_HORIZON": env_duration("LOGGREGATOR_DEDUP_HORIZON", forever=math.inf),
-    # Seconds between automatic prunes in each web process (0: only `manage.py prune`).
+    # Each web process starts a prune this often, in seconds, spread over half of it (0: only `manage.py prune`).
     "PRUNE_INTERVAL": env_float("LOGGREGATOR_PRUNE_INTERVAL", 60.0),
-    # Events deleted per pruning transaction: short, so publishes never wait long for the write lock.
-    "PRUNE_CHUNK_EVENTS": env_int("LOGGREGATOR_PRUNE_CHUNK_EVENTS", 500, minimum=1),
+    # Seconds of write lock a pruning transaction aims at: it deletes as many events as fit, so
+    # publishes never wait long behind it, and no fewer, since bigger chunks delete each event for less.
+    "PRUNE_CHUNK_SECONDS": env_float("LOGGREGATOR_PRUNE_CHUNK_SECONDS", 0.05, minimum=0.001),
+    # The most events one pruning transaction deletes.
+    "PRUNE_CHUNK_EVENTS": env_int("LOGGREGATOR_PRUNE_CHUNK_EVENTS", 5000, minimum=1),
     # /readyz fails when the oldest queued batch has waited longer than this (seconds): no consumer progresses.
     "READY_MAX_QUEUE_AGE": env_float("LOGGREGATOR_READY_MAX_QUEUE_AGE", 60.0, minimum=0.001),
     # /metrics needs an API key with the `read` scope.

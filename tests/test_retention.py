@@ -1,6 +1,7 @@
 """Retention: old events are deleted in small transactions, late copies stay duplicates, counters stay exact."""
 
 import math
+import threading
 from collections import Counter
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from events.models import Event, PrunedEvent
-from events.retention import RetentionPolicy, prune, topic_matches
+from events.retention import RetentionPolicy, _ChunkSize, _Pace, prune, topic_matches
 from loggregator_site.env import env_retention
 from tests.factories import event
 
@@ -147,3 +148,61 @@ def test_prune_refuses_when_everything_is_kept(settings):
     settings.LOGGREGATOR = {**settings.LOGGREGATOR, "RETENTION": (None, ())}
     with pytest.raises(CommandError, match="keeps every event"):
         call_command("prune")
+
+
+def test_chunks_grow_and_shrink_toward_the_target_lock_hold(settings):
+    settings.LOGGREGATOR = {**settings.LOGGREGATOR, "PRUNE_CHUNK_EVENTS": 1000, "PRUNE_CHUNK_SECONDS": 0.05}
+    size = _ChunkSize.for_prune(None)
+    assert size.rows == 100  # a cautious first chunk
+
+    size.update(100, 0.001)  # far quicker than the target: at most double per chunk
+    assert size.rows == 200
+    size.update(200, 0.2)  # 1 ms per event: 50 fit in 50 ms
+    assert size.rows == 50
+    size.update(10, 0.5)  # a short last chunk says nothing about the time per event
+    assert size.rows == 50
+    for _ in range(10):
+        size.update(size.rows, 0.0)
+    assert size.rows == 1000  # never above PRUNE_CHUNK_EVENTS
+
+
+def test_a_given_chunk_size_stays_fixed():
+    size = _ChunkSize.for_prune(7)
+    size.update(7, 100.0)
+    assert size.rows == 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_adaptive_chunks_prune_everything_due_and_count_exactly(publish, drain, stats, settings):
+    settings.LOGGREGATOR = {**settings.LOGGREGATOR, "PRUNE_CHUNK_EVENTS": 300}
+    publish([event("bulk.old", timestamp=at_age(3)) for _ in range(1000)] + [event("bulk.new", timestamp=at_age(1))])
+    drain()
+
+    report = prune(RetentionPolicy(2 * DAY))
+
+    assert report.events == Counter({"bulk.old": 1000})
+    current = stats()
+    assert (current["pruned"], current["stored"], PrunedEvent.objects.count()) == (1000, 1, 1000)
+    assert_exact(current)
+
+
+class RecordingStop(threading.Event):
+    def __init__(self):
+        super().__init__()
+        self.waits = []
+
+    def wait(self, timeout=None):
+        self.waits.append(timeout)
+        return False
+
+
+@pytest.mark.django_db
+def test_a_paced_pass_rests_while_ahead_of_its_schedule_and_not_when_behind():
+    stop = RecordingStop()
+    pace = _Pace(due=100, within=10.0, stop=stop)
+    pace.rest(10, 0.0)  # a tenth done at once: about a second ahead
+    assert stop.waits[-1] > 0.5
+
+    pace.started -= 60  # as if the chunks had taken a minute: behind
+    pace.rest(10, 0.0)
+    assert stop.waits[-1] == 0.0

@@ -1,7 +1,7 @@
 """Retention under load: whether the database stops growing, and what pruning costs publishes.
 
     python benchmark/scripts/bench_retention.py [--minutes 10] [--retention 2m] [--prune-every 15]
-        [--mode batch] [--chunk-events N] [--database-url postgres://… [--vacuum]] [--port 18510]
+        [--mode batch] [--chunk-events N] [--chunk-seconds S] [--database-url postgres://… [--vacuum]] [--port 18510]
 
 Starts gunicorn (2 workers, in-process consumers) on a fresh database (a
 temporary SQLite file, or a scratch database on the PostgreSQL server of
@@ -34,7 +34,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 from benchmark.postgres import scratch_database  # noqa: E402
-from benchmark.server import PROJECT_DIR, BenchmarkServer, ServerConfig  # noqa: E402
+from benchmark.server import BenchmarkServer, ServerConfig  # noqa: E402
+from harness.processes import PROJECT_DIR  # noqa: E402
 
 
 def main():
@@ -45,6 +46,7 @@ def main():
     parser.add_argument("--sample-every", type=float, default=60.0)
     parser.add_argument("--database-url", help="A PostgreSQL server (a scratch database is made on it).")
     parser.add_argument("--chunk-events", help="LOGGREGATOR_PRUNE_CHUNK_EVENTS (default: the setting's default).")
+    parser.add_argument("--chunk-seconds", help="LOGGREGATOR_PRUNE_CHUNK_SECONDS (default: the setting's default).")
     parser.add_argument(
         "--vacuum",
         action="store_true",
@@ -67,6 +69,8 @@ def run(args, directory: Path, postgres_url: str | None) -> None:
     server.env.update({"LOGGREGATOR_RETENTION": args.retention, "LOGGREGATOR_PRUNE_INTERVAL": "0"})
     if args.chunk_events:
         server.env["LOGGREGATOR_PRUNE_CHUNK_EVENTS"] = args.chunk_events
+    if args.chunk_seconds:
+        server.env["LOGGREGATOR_PRUNE_CHUNK_SECONDS"] = args.chunk_seconds
     size = _postgres_size(postgres_url) if postgres_url else _sqlite_size(server.database)
     print(
         f"{'PostgreSQL' if postgres_url else 'SQLite'}, retention {args.retention}, prune every {args.prune_every:g} s"
@@ -151,10 +155,12 @@ def _prune(args, pruning: threading.Event, stop: threading.Event, vacuum_url: st
     """What `manage.py prune` and the automatic pruner run, here so that `pruning` brackets it exactly."""
     from events import retention
 
-    while not stop.wait(args.prune_every):
+    started = time.monotonic()
+    while not stop.wait(max(0.0, started + args.prune_every - time.monotonic())):
+        started = time.monotonic()
         pruning.set()
         try:
-            retention.prune(stop=stop)
+            retention.prune(within=args.prune_every / 2, stop=stop)
         finally:
             pruning.clear()
         if vacuum_url:

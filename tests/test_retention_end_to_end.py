@@ -46,9 +46,13 @@ def send(server: AggregatorServer, bodies: list[list[dict]], publishers: int = 4
     assert all(not thread.unanswered for thread in threads)
 
 
-def test_pruning_during_publishes_keeps_copies_of_pruned_events_duplicates_and_counts_exact(tmp_path):
+def test_pruning_during_publishes_keeps_copies_of_pruned_events_duplicates_and_counts_exact(tmp_path, service_database):
     server = AggregatorServer(
-        tmp_path, LOGGREGATOR_RETENTION="1d", LOGGREGATOR_PRUNE_INTERVAL="0.05", LOGGREGATOR_PRUNE_CHUNK_EVENTS="25"
+        tmp_path,
+        database_url=service_database.url,
+        LOGGREGATOR_RETENTION="1d",
+        LOGGREGATOR_PRUNE_INTERVAL="0.05",
+        LOGGREGATOR_PRUNE_CHUNK_EVENTS="25",
     )
     server.start()
     try:
@@ -72,8 +76,8 @@ def test_pruning_during_publishes_keeps_copies_of_pruned_events_duplicates_and_c
         server.stop()
 
 
-def test_a_prune_killed_mid_way_loses_nothing_else_and_counts_exactly(tmp_path):
-    server = AggregatorServer(tmp_path)  # no retention: it only stores
+def test_a_prune_killed_mid_way_loses_nothing_else_and_counts_exactly(tmp_path, service_database):
+    server = AggregatorServer(tmp_path, database_url=service_database.url)  # no retention: it only stores
     server.start()
     old, young = aged(3000, "kill.old", days=1.5), aged(500, "kill.young", days=0.01)
     try:

@@ -18,51 +18,19 @@ import asyncio
 import bisect
 import logging
 import threading
-from collections import defaultdict
 from dataclasses import dataclass
 
-import msgspec
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from events import commit_log, stream_cursor, wakeup
-from events.commit_log import StoredEvent
 from events.stream_cursor import Key
+from events.stream_messages import StreamItem, read_items
 
 logger = logging.getLogger(__name__)
 
 # Chunks the buffer keeps at most (one per look that found new commits).
 MAX_CHUNKS = 256
-
-_encode = msgspec.json.Encoder().encode
-
-
-@dataclass(frozen=True)
-class StreamItem:
-    key: Key
-    event: StoredEvent
-    message: bytes  # the SSE message, ready to send
-
-
-def stream_items(events: list[StoredEvent]) -> dict[str, list[StreamItem]]:
-    """Stored events as SSE messages, by topic, each list in stream order."""
-    by_topic: dict[str, list[StreamItem]] = defaultdict(list)
-    for event in events:
-        key = stream_cursor.event_key(event.store_position, event.timestamp, event.pk)
-        data = _encode(
-            {
-                "topic": event.topic,
-                "event_id": event.event_id,
-                "timestamp": event.timestamp,
-                "source": event.source,
-                "payload": msgspec.Raw(event.payload_text.encode()),  # as stored, never decoded here
-            }
-        )
-        message = b"id: %s\nevent: event\ndata: %s\n\n" % (stream_cursor.encode(key).encode(), data)
-        by_topic[event.topic].append(StreamItem(key, event, message))
-    for items in by_topic.values():
-        items.sort(key=lambda item: item.key)
-    return dict(by_topic)
 
 
 @dataclass(frozen=True)
@@ -176,7 +144,7 @@ class StreamHub:
                 reached = end
         if uncovered and reached == key:
             return None
-        items.sort(key=lambda item: item.key)
+        items.sort()
         return items, reached
 
     def close_all(self) -> None:
@@ -227,14 +195,14 @@ class StreamHub:
         ]
         self.queries += 1
         wanted = {topic for commit in commits for topic in commit.topics if any(p.matches(topic) for p in patterns)}
-        events = commit_log.events_of(commits, wanted)
+        items = read_items(commits, wanted)
         self.queries += bool(wanted)
         chunk = Chunk(
             start=loaded,
             end=commits[-1].position,
             covers=frozenset(pattern.text for pattern in patterns),
-            items=stream_items(events),
-            size=len(events),
+            items=items,
+            size=sum(map(len, items.values())),
         )
         with self._lock:
             self._chunks.append(chunk)

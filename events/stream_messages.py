@@ -15,40 +15,49 @@ tests them on a StoredEvent, built only then.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from operator import attrgetter
 from typing import NamedTuple
 
 from django.db import connection
 
-from events import stream_cursor
 from events.commit_log import Commit
-from events.models import Event
+from events.models import Event, StoreCommit
 from events.stream_cursor import Key
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-# Per database: the event's timestamp in microseconds since the epoch (exact
-# integers), and its JSON as text. Stored timestamps are naive UTC text on
-# SQLite ("2026-11-26 12:00:00[.123456]"), timestamptz on PostgreSQL.
-_SQLITE = (
-    "CAST(strftime('%%s', substr(timestamp, 1, 19)) AS INTEGER) * 1000000"
+
+class _Dialect(NamedTuple):
+    timestamp_us: str  # the timestamp in microseconds since the epoch, an exact integer
+    data: str  # the event's JSON, as text
+    payload: str  # the payload's JSON text
+    to_bytes: str  # text to bytes, so Python receives the message ready to send
+
+
+# Stored timestamps are naive UTC text on SQLite ("2026-11-26 12:00:00[.123456]"),
+# timestamptz on PostgreSQL. `%%` is a literal `%` once parameters are bound.
+_SQLITE = _Dialect(
+    timestamp_us="CAST(strftime('%%s', substr(timestamp, 1, 19)) AS INTEGER) * 1000000"
     " + CAST(substr(timestamp || '.000000', 21, 6) AS INTEGER)",
-    """'{"topic":' || json_quote(topic) || ',"event_id":"' || substr(event_id, 1, 8) || '-'"""
+    data="""'{"topic":' || json_quote(topic) || ',"event_id":"' || substr(event_id, 1, 8) || '-'"""
     " || substr(event_id, 9, 4) || '-' || substr(event_id, 13, 4) || '-' || substr(event_id, 17, 4) || '-'"
     """ || substr(event_id, 21) || '","timestamp":"' || replace(timestamp, ' ', 'T') || 'Z","source":'"""
     """ || json_quote(source) || ',"payload":' || payload || '}'""",
-    "payload",
+    payload="payload",
+    to_bytes="CAST({} AS BLOB)",
 )
-_POSTGRESQL = (
-    "(EXTRACT(EPOCH FROM timestamp) * 1000000)::bigint",
-    """'{"topic":' || to_json(topic)::text || ',"event_id":"' || event_id::text || '","timestamp":"'"""
+_POSTGRESQL = _Dialect(
+    timestamp_us="(EXTRACT(EPOCH FROM timestamp) * 1000000)::bigint",
+    data="""'{"topic":' || to_json(topic)::text || ',"event_id":"' || event_id::text || '","timestamp":"'"""
     """ || to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')"""
     " || CASE WHEN EXTRACT(MICROSECONDS FROM timestamp) %% 1000000 = 0 THEN ''"
     " ELSE to_char(timestamp AT TIME ZONE 'UTC', '.US') END"
     """ || 'Z","source":' || to_json(source)::text || ',"payload":' || payload::text || '}'""",
-    "payload::text",
+    payload="payload::text",
+    to_bytes="convert_to({}, 'UTF8')",
 )
 
 
@@ -73,39 +82,48 @@ class StoredEvent:
 
 
 class StreamItem(NamedTuple):
-    # A tuple, cheap to build by the thousand; keys are unique, so items sort by key alone.
-    key: Key
+    """One event as a stream sends it. A tuple made in C from the query's row; items sort in stream order."""
+
+    position: int  # the key (events.stream_cursor): the commit's position,
+    timestamp_us: int  # the timestamp,
+    pk: int  # the event's id
     message: bytes  # the SSE message, ready to send
     topic: str
     source: str
     payload_text: str
 
+    @property
+    def key(self) -> Key:
+        return (self.position, self.timestamp_us, self.pk)
+
     def event(self) -> StoredEvent:
-        timestamp = _EPOCH + timedelta(microseconds=self.key[1])
+        timestamp = _EPOCH + timedelta(microseconds=self.timestamp_us)
         return StoredEvent(self.topic, timestamp, self.source, self.payload_text)
 
 
 def read_items(commits: Iterable[Commit], topics: Iterable[str]) -> dict[str, list[StreamItem]]:
     """The events `commits` stored under `topics` as SSE messages, by topic, each list in stream order."""
-    positions = {commit.id: commit.position for commit in commits}
+    commit_ids = [commit.id for commit in commits]
     topics = list(topics)
-    if not positions or not topics:
+    if not commit_ids or not topics:
         return {}
-    timestamp_us, data, payload = _POSTGRESQL if connection.vendor == "postgresql" else _SQLITE
+    dialect = _POSTGRESQL if connection.vendor == "postgresql" else _SQLITE
+    cursor_text = "position || '-' || timestamp_us || '-' || pk"
+    message = dialect.to_bytes.format(f"'id: ' || {cursor_text} || '\nevent: event\ndata: ' || data || '\n\n'")
     sql = (
-        f"SELECT store_commit_id, {timestamp_us}, id, topic, source, {payload}, {data}"
-        f" FROM {connection.ops.quote_name(Event._meta.db_table)}"
-        f" WHERE store_commit_id IN ({', '.join(['%s'] * len(positions))})"
-        f" AND topic IN ({', '.join(['%s'] * len(topics))})"
+        f"SELECT position, timestamp_us, pk, {message}, topic, source, payload_text FROM ("
+        f"SELECT stored.position AS position, {dialect.timestamp_us} AS timestamp_us, event.id AS pk,"
+        f" {dialect.data} AS data, topic, source, {dialect.payload} AS payload_text"
+        f" FROM {_table(Event)} AS event JOIN {_table(StoreCommit)} AS stored ON stored.id = event.store_commit_id"
+        f" WHERE event.store_commit_id IN ({', '.join(['%s'] * len(commit_ids))})"
+        f" AND event.topic IN ({', '.join(['%s'] * len(topics))})"
+        ") AS events ORDER BY topic, position, timestamp_us, pk"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*positions, *topics])
-        rows = cursor.fetchall()
-    by_topic: dict[str, list[StreamItem]] = defaultdict(list)
-    for commit_id, microseconds, pk, topic, source, payload_text, event_json in rows:
-        key = (positions[commit_id], microseconds, pk)
-        message = b"id: %s\nevent: event\ndata: %s\n\n" % (stream_cursor.encode(key).encode(), event_json.encode())
-        by_topic[topic].append(StreamItem(key, message, topic, source, payload_text))
-    for items in by_topic.values():
-        items.sort()
-    return dict(by_topic)
+        cursor.execute(sql, [*commit_ids, *topics])
+        items = map(StreamItem._make, cursor.fetchall())
+        return {topic: list(topic_items) for topic, topic_items in groupby(items, key=attrgetter("topic"))}
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)

@@ -18,6 +18,7 @@ import asyncio
 import bisect
 import logging
 import threading
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -62,14 +63,11 @@ class AsyncWaker:
     """Wakes a stream served on an event loop (ASGI), from the watcher's thread."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
-        self._loop = loop
+        self.loop = loop
         self._event = asyncio.Event()
 
     def wake(self) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._event.set)
-        except RuntimeError:
-            pass  # the loop is closed: the stream is gone
+        wake_on_loop(self.loop, [self])
 
     async def wait(self, timeout: float) -> None:
         try:
@@ -77,6 +75,19 @@ class AsyncWaker:
         except TimeoutError:
             pass
         self._event.clear()
+
+
+def wake_on_loop(loop: asyncio.AbstractEventLoop, wakers: list[AsyncWaker]) -> None:
+    """Wake the streams of one event loop with one call into it (not one per stream)."""
+    try:
+        loop.call_soon_threadsafe(_set_all, wakers)
+    except RuntimeError:
+        pass  # the loop is closed: its streams are gone
+
+
+def _set_all(wakers: list[AsyncWaker]) -> None:
+    for waker in wakers:
+        waker._event.set()
 
 
 class StreamHub:
@@ -155,8 +166,14 @@ class StreamHub:
     def _wake_streams(self) -> None:
         with self._lock:
             wakers = list(self._subscribers)
+        by_loop: dict[asyncio.AbstractEventLoop, list[AsyncWaker]] = defaultdict(list)
         for waker in wakers:
-            waker.wake()
+            if isinstance(waker, AsyncWaker):
+                by_loop[waker.loop].append(waker)
+            else:
+                waker.wake()
+        for loop, loop_wakers in by_loop.items():
+            wake_on_loop(loop, loop_wakers)
 
     # --- the watcher ----------------------------------------------------------
     def _run(self) -> None:

@@ -13,18 +13,16 @@ committed, so "everything after P" is exact, across processes and restarts.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Max, TextField
-from django.db.models.functions import Cast
+from django.db.models import Max
 from django.utils import timezone
 
 from events import wakeup
-from events.models import Event, StoreCommit
+from events.models import StoreCommit
 
 # Wakes every live-tail watcher when a store transaction commits (PostgreSQL).
 STORED_CHANNEL = "loggregator_stored"
@@ -108,38 +106,3 @@ def position_before(instant: datetime) -> int:
     """Where a stream that starts at `instant` begins: before the first commit stored then or later."""
     first = StoreCommit.objects.filter(stored_at__gte=instant).order_by("stored_at", "position").first()
     return first.position - first.event_count if first else head()
-
-
-class StoredEvent:
-    """What a stream needs of a stored event, read without building a model instance.
-
-    The payload stays the JSON text the database holds (what `q=` searches)
-    and is decoded only if a filter looks at it.
-    """
-
-    __slots__ = ("pk", "topic", "event_id", "timestamp", "source", "payload_text", "store_position", "_payload")
-
-    def __init__(self, pk, topic, event_id, timestamp, source, payload_text, store_position):
-        self.pk, self.topic, self.event_id, self.timestamp = pk, topic, event_id, timestamp
-        self.source, self.payload_text, self.store_position = source, payload_text, store_position
-        self._payload = None
-
-    @property
-    def payload(self):
-        if self._payload is None:
-            self._payload = json.loads(self.payload_text)
-        return self._payload
-
-
-def events_of(commits: Iterable[Commit], topics: Iterable[str]) -> list[StoredEvent]:
-    """The events `commits` stored under `topics`, each with its commit's position."""
-    positions = {commit.id: commit.position for commit in commits}
-    topics = list(topics)
-    if not positions or not topics:
-        return []
-    rows = (
-        Event.objects.filter(store_commit_id__in=positions, topic__in=topics)
-        .annotate(payload_text=Cast("payload", TextField()))
-        .values_list("id", "topic", "event_id", "timestamp", "source", "payload_text", "store_commit_id")
-    )
-    return [StoredEvent(*row[:6], positions[row[6]]) for row in rows]

@@ -30,7 +30,8 @@ from django.db import close_old_connections
 from events import commit_log, stream_cursor
 from events.stream_cursor import Key
 from events.stream_filters import StreamFilters
-from events.stream_hub import AsyncWaker, StreamHub, ThreadWaker, stream_items
+from events.stream_hub import AsyncWaker, StreamHub, ThreadWaker
+from events.stream_messages import read_items
 
 # next_step()'s answer when the next events must come from the store.
 CATCH_UP = object()
@@ -109,19 +110,16 @@ class StreamSession:
         pattern = self.filters.pattern
         topics = {topic for commit in commits for topic in commit.topics if pattern.matches(topic)}
         wanted = [commit for commit in commits if topics.intersection(commit.topics)]
-        items = [
-            item
-            for topic_items in stream_items(commit_log.events_of(wanted, topics)).values()
-            for item in topic_items
-            if item.key > key
-        ]
-        items.sort(key=lambda item: item.key)
+        items = [item for topic_items in read_items(wanted, topics).values() for item in topic_items if item.key > key]
+        items.sort()
         self.key = stream_cursor.after_commit(commits[-1].position)
         return self._sent(self._matching(items)) if items else b""
 
     def _matching(self, items) -> bytes:
+        if self.filters.topic_only:  # the items are of the pattern's topics: nothing else to test
+            return b"".join(item.message for item in items)
         matches = self.filters.query.matches
-        return b"".join(item.message for item in items if matches(item.event))
+        return b"".join(item.message for item in items if matches(item.event()))
 
     def _fell_behind(self) -> bool:
         """Whether the stored events this stream has yet to read grew by more than max_lag."""

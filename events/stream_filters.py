@@ -27,6 +27,12 @@ class StreamFilters:
     def pattern(self):
         return self.query.pattern
 
+    @property
+    def topic_only(self) -> bool:
+        """Whether the topic pattern is the only filter: streams read only its topics' events, so all match."""
+        query = self.query
+        return not (query.since or query.until or query.sources or query.text or query.payload)
+
 
 def parse_stream_filters(params) -> StreamFilters:
     """StreamFilters from the request's parameters; ValidationError naming the parameter."""

@@ -21,48 +21,17 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 
-import msgspec
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 
 from events import commit_log, stream_cursor, wakeup
-from events.commit_log import StoredEvent
 from events.stream_cursor import Key
+from events.stream_messages import StreamItem, read_items
 
 logger = logging.getLogger(__name__)
 
 # Chunks the buffer keeps at most (one per look that found new commits).
 MAX_CHUNKS = 256
-
-_encode = msgspec.json.Encoder().encode
-
-
-@dataclass(frozen=True)
-class StreamItem:
-    key: Key
-    event: StoredEvent
-    message: bytes  # the SSE message, ready to send
-
-
-def stream_items(events: list[StoredEvent]) -> dict[str, list[StreamItem]]:
-    """Stored events as SSE messages, by topic, each list in stream order."""
-    by_topic: dict[str, list[StreamItem]] = defaultdict(list)
-    for event in events:
-        key = stream_cursor.event_key(event.store_position, event.timestamp, event.pk)
-        data = _encode(
-            {
-                "topic": event.topic,
-                "event_id": event.event_id,
-                "timestamp": event.timestamp,
-                "source": event.source,
-                "payload": msgspec.Raw(event.payload_text.encode()),  # as stored, never decoded here
-            }
-        )
-        message = b"id: %s\nevent: event\ndata: %s\n\n" % (stream_cursor.encode(key).encode(), data)
-        by_topic[event.topic].append(StreamItem(key, event, message))
-    for items in by_topic.values():
-        items.sort(key=lambda item: item.key)
-    return dict(by_topic)
 
 
 @dataclass(frozen=True)
@@ -94,14 +63,11 @@ class AsyncWaker:
     """Wakes a stream served on an event loop (ASGI), from the watcher's thread."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
-        self._loop = loop
+        self.loop = loop
         self._event = asyncio.Event()
 
     def wake(self) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._event.set)
-        except RuntimeError:
-            pass  # the loop is closed: the stream is gone
+        wake_on_loop(self.loop, [self])
 
     async def wait(self, timeout: float) -> None:
         try:
@@ -109,6 +75,19 @@ class AsyncWaker:
         except TimeoutError:
             pass
         self._event.clear()
+
+
+def wake_on_loop(loop: asyncio.AbstractEventLoop, wakers: list[AsyncWaker]) -> None:
+    """Wake the streams of one event loop with one call into it (not one per stream)."""
+    try:
+        loop.call_soon_threadsafe(_set_all, wakers)
+    except RuntimeError:
+        pass  # the loop is closed: its streams are gone
+
+
+def _set_all(wakers: list[AsyncWaker]) -> None:
+    for waker in wakers:
+        waker._event.set()
 
 
 class StreamHub:
@@ -176,7 +155,7 @@ class StreamHub:
                 reached = end
         if uncovered and reached == key:
             return None
-        items.sort(key=lambda item: item.key)
+        items.sort()
         return items, reached
 
     def close_all(self) -> None:
@@ -187,8 +166,14 @@ class StreamHub:
     def _wake_streams(self) -> None:
         with self._lock:
             wakers = list(self._subscribers)
+        by_loop: dict[asyncio.AbstractEventLoop, list[AsyncWaker]] = defaultdict(list)
         for waker in wakers:
-            waker.wake()
+            if isinstance(waker, AsyncWaker):
+                by_loop[waker.loop].append(waker)
+            else:
+                waker.wake()
+        for loop, loop_wakers in by_loop.items():
+            wake_on_loop(loop, loop_wakers)
 
     # --- the watcher ----------------------------------------------------------
     def _run(self) -> None:
@@ -227,14 +212,14 @@ class StreamHub:
         ]
         self.queries += 1
         wanted = {topic for commit in commits for topic in commit.topics if any(p.matches(topic) for p in patterns)}
-        events = commit_log.events_of(commits, wanted)
+        items = read_items(commits, wanted)
         self.queries += bool(wanted)
         chunk = Chunk(
             start=loaded,
             end=commits[-1].position,
             covers=frozenset(pattern.text for pattern in patterns),
-            items=stream_items(events),
-            size=len(events),
+            items=items,
+            size=sum(map(len, items.values())),
         )
         with self._lock:
             self._chunks.append(chunk)

@@ -9,8 +9,11 @@ import json
 import threading
 from datetime import timedelta
 
+import msgspec
 import pytest
 from django.db import connection, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from events import commit_log, stream_cursor, stream_hub, stream_views
@@ -98,6 +101,49 @@ def test_a_stream_sends_each_matching_event_once_in_store_order(store):
     assert len(event_ids(sent)) == 6  # one duplicate dropped, nothing of other topics
     assert event_ids(sent)[3] == late["event_id"]  # after what was stored before it, first of its transaction
     assert all(json.loads(message.data)["topic"] == "orders.eu.created" for message in sent if message.event == "event")
+
+
+@pytest.mark.django_db
+def test_each_message_is_the_stored_event_as_msgspec_writes_it_from_the_buffer_and_from_the_store(store):
+    # The database builds the JSON: it must match msgspec's, byte for byte, whatever the values.
+    hub = new_hub()
+    start = stream_cursor.after_commit(0)
+    buffered = open_stream(hub, {"topic": "t.odd"}, start)
+    tricky = [
+        event("t.odd", timestamp="2026-03-04T05:06:07.000001+02:00", source='s\u00e9 "q" \\ \n\t\u0001 \u2028'),
+        event("t.odd", timestamp="1969-12-31T23:59:58.5Z", payload={"k": ["\u00e9", 1.5, None, {"x": "\u0007"}]}),
+        event("t.odd", timestamp="2026-01-01T00:00:00Z", payload={}),
+    ]
+    store(tricky)
+    hub.advance()
+    rows = (
+        Event.objects.filter(topic="t.odd")
+        .annotate(payload_text=Cast("payload", TextField()))
+        .order_by("timestamp", "id")
+        .values_list("event_id", "timestamp", "source", "payload_text", "id", "store_commit__position")
+    )
+    expected = [
+        (
+            stream_cursor.encode(stream_cursor.event_key(position, timestamp, pk)),
+            msgspec.json.encode(
+                {
+                    "topic": "t.odd",
+                    "event_id": event_id,
+                    "timestamp": timestamp,
+                    "source": source,
+                    "payload": msgspec.Raw(payload_text.encode()),
+                }
+            ).decode(),
+        )
+        for event_id, timestamp, source, payload_text, pk, position in rows
+    ]
+
+    def sent(session):
+        return [(message.id, message.data) for message in read(session) if message.event == "event"]
+
+    assert len(expected) == 3
+    assert sent(buffered) == expected
+    assert sent(open_stream(hub, {"topic": "t.odd"}, start)) == expected  # catching up from the store
 
 
 @pytest.mark.django_db

@@ -1,0 +1,129 @@
+"""The stored events a live stream sends, read from the database as ready SSE messages.
+
+Every worker with open streams reads every stored event its streams want, so
+this read is the live tail's main cost per event. The database builds each
+event's JSON (the `data:` line) and its cursor's timestamp in one query;
+Python only assembles the message. The JSON is byte for byte what msgspec
+would write for the event: keys in this order, no spaces, the timestamp in
+UTC with `Z` (microseconds only when not zero), the event id in canonical
+form, the payload as the database holds it (never decoded here).
+
+A stream with filters beyond its topic pattern (`source`, `q`, `payload.…`)
+tests them on a StoredEvent, built only then.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from operator import attrgetter
+from typing import NamedTuple
+
+from django.db import connection
+
+from events.commit_log import Commit
+from events.models import Event, StoreCommit
+from events.stream_cursor import Key
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _Dialect(NamedTuple):
+    timestamp_us: str  # the timestamp in microseconds since the epoch, an exact integer
+    data: str  # the event's JSON, as text
+    payload: str  # the payload's JSON text
+    to_bytes: str  # text to bytes, so Python receives the message ready to send
+
+
+# Stored timestamps are naive UTC text on SQLite ("2026-11-26 12:00:00[.123456]"),
+# timestamptz on PostgreSQL. `%%` is a literal `%` once parameters are bound.
+_SQLITE = _Dialect(
+    timestamp_us="CAST(strftime('%%s', substr(timestamp, 1, 19)) AS INTEGER) * 1000000"
+    " + CAST(substr(timestamp || '.000000', 21, 6) AS INTEGER)",
+    data="""'{"topic":' || json_quote(topic) || ',"event_id":"' || substr(event_id, 1, 8) || '-'"""
+    " || substr(event_id, 9, 4) || '-' || substr(event_id, 13, 4) || '-' || substr(event_id, 17, 4) || '-'"
+    """ || substr(event_id, 21) || '","timestamp":"' || replace(timestamp, ' ', 'T') || 'Z","source":'"""
+    """ || json_quote(source) || ',"payload":' || payload || '}'""",
+    payload="payload",
+    to_bytes="CAST({} AS BLOB)",
+)
+_POSTGRESQL = _Dialect(
+    timestamp_us="(EXTRACT(EPOCH FROM timestamp) * 1000000)::bigint",
+    data="""'{"topic":' || to_json(topic)::text || ',"event_id":"' || event_id::text || '","timestamp":"'"""
+    """ || to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')"""
+    " || CASE WHEN EXTRACT(MICROSECONDS FROM timestamp) %% 1000000 = 0 THEN ''"
+    " ELSE to_char(timestamp AT TIME ZONE 'UTC', '.US') END"
+    """ || 'Z","source":' || to_json(source)::text || ',"payload":' || payload::text || '}'""",
+    payload="payload::text",
+    to_bytes="convert_to({}, 'UTF8')",
+)
+
+
+class StoredEvent:
+    """What a stream's filters look at (events.query.EventQuery.matches), without a model instance.
+
+    The payload stays the JSON text the database holds (what `q=` searches)
+    and is decoded only if a filter looks at it.
+    """
+
+    __slots__ = ("topic", "timestamp", "source", "payload_text", "_payload")
+
+    def __init__(self, topic: str, timestamp: datetime, source: str, payload_text: str):
+        self.topic, self.timestamp, self.source, self.payload_text = topic, timestamp, source, payload_text
+        self._payload = None
+
+    @property
+    def payload(self):
+        if self._payload is None:
+            self._payload = json.loads(self.payload_text)
+        return self._payload
+
+
+class StreamItem(NamedTuple):
+    """One event as a stream sends it. A tuple made in C from the query's row; items sort in stream order."""
+
+    position: int  # the key (events.stream_cursor): the commit's position,
+    timestamp_us: int  # the timestamp,
+    pk: int  # the event's id
+    message: bytes  # the SSE message, ready to send
+    topic: str
+    source: str
+    payload_text: str
+
+    @property
+    def key(self) -> Key:
+        return (self.position, self.timestamp_us, self.pk)
+
+    def event(self) -> StoredEvent:
+        timestamp = _EPOCH + timedelta(microseconds=self.timestamp_us)
+        return StoredEvent(self.topic, timestamp, self.source, self.payload_text)
+
+
+def read_items(commits: Iterable[Commit], topics: Iterable[str]) -> dict[str, list[StreamItem]]:
+    """The events `commits` stored under `topics` as SSE messages, by topic, each list in stream order."""
+    commit_ids = [commit.id for commit in commits]
+    topics = list(topics)
+    if not commit_ids or not topics:
+        return {}
+    dialect = _POSTGRESQL if connection.vendor == "postgresql" else _SQLITE
+    cursor_text = "position || '-' || timestamp_us || '-' || pk"
+    message = dialect.to_bytes.format(f"'id: ' || {cursor_text} || '\nevent: event\ndata: ' || data || '\n\n'")
+    sql = (
+        f"SELECT position, timestamp_us, pk, {message}, topic, source, payload_text FROM ("
+        f"SELECT stored.position AS position, {dialect.timestamp_us} AS timestamp_us, event.id AS pk,"
+        f" {dialect.data} AS data, topic, source, {dialect.payload} AS payload_text"
+        f" FROM {_table(Event)} AS event JOIN {_table(StoreCommit)} AS stored ON stored.id = event.store_commit_id"
+        f" WHERE event.store_commit_id IN ({', '.join(['%s'] * len(commit_ids))})"
+        f" AND event.topic IN ({', '.join(['%s'] * len(topics))})"
+        ") AS events ORDER BY topic, position, timestamp_us, pk"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*commit_ids, *topics])
+        items = map(StreamItem._make, cursor.fetchall())
+        return {topic: list(topic_items) for topic, topic_items in groupby(items, key=attrgetter("topic"))}
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)

@@ -5,8 +5,7 @@ import pytest
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import event
 
-# One xdist worker runs the whole module, so its server (and data) is built once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_admin_and_docs")]
+pytestmark = pytest.mark.slow
 
 # The admin's header colour (--header-bg in admin/css/base.css): only there when the stylesheet loaded.
 ADMIN_HEADER_BACKGROUND = "rgb(65, 118, 144)"

@@ -7,8 +7,7 @@ import pytest
 from tests.browser.conftest import manage, production_server, screenshot
 from tests.factories import event
 
-# One xdist worker runs the whole module, so its server (and data) is built once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_explorer_page")]
+pytestmark = pytest.mark.slow
 
 HAYSTACK = 100_000
 NEEDLE_STATUS = "needle-4f1c"

@@ -306,8 +306,12 @@ def test_beyond_the_cap_on_streams_a_503_says_when_to_retry(api, settings, monke
 
 
 def someone_waits_for_an_advisory_lock() -> bool:
+    # In this database only: tests running in parallel wait for locks of their own.
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         return cursor.fetchone()[0] > 0
 
 

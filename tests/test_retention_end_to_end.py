@@ -94,8 +94,10 @@ def test_a_prune_killed_mid_way_loses_nothing_else_and_counts_exactly(tmp_path, 
         with postgresql_connection(server.database_url) as blocker:
             blocker.execute("LOCK TABLE events_stats IN SHARE MODE")
             pruner.spawn(prune)
+            # This test's prune: parallel tests' sessions are in databases of their own.
             waiting = (
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = 'prune' AND wait_event_type = 'Lock'"
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND application_name = 'prune' AND wait_event_type = 'Lock'"
             )
             wait_for(lambda: query(server.database_url, waiting)[0], message="the prune to wait on the counters")
             pruner.kill()

@@ -25,6 +25,7 @@ SCRIPT = Path(__file__).with_name("publish.lua")
 # wrk needs a duration; the driver ends it (SIGINT) once every thread is done.
 MAX_SECONDS = 1800
 REQUEST_TIMEOUT_SECONDS = 300
+INTERRUPT_EVERY_SECONDS = 0.5
 
 
 def available() -> bool:
@@ -85,10 +86,26 @@ class WrkSenders:
                 done += 1
                 if done == self.connections:
                     self.finished_at = time.monotonic()
-                    self._process.send_signal(signal.SIGINT)  # wrk then prints its summary
+                    threading.Thread(target=self._interrupt, name="wrk-interrupt", daemon=True).start()
             elif line:
                 self._progress.append(line)
         self._ready.set()  # wrk exited without starting: join() reports why
+
+    def _interrupt(self) -> None:
+        """SIGINT until wrk exits: it then prints its summary.
+
+        wrk's main thread sets its SIGINT handler, then sleeps for --duration: a
+        signal that lands between the two only sets the flag the sleep does not
+        check, and wrk would sleep the whole duration. Another one ends the sleep.
+        """
+        assert self._process is not None
+        while True:
+            self._process.send_signal(signal.SIGINT)
+            try:
+                self._process.wait(INTERRUPT_EVERY_SECONDS)
+                return
+            except subprocess.TimeoutExpired:
+                continue
 
     def join(self) -> None:
         assert self._process is not None

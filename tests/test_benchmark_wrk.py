@@ -1,5 +1,7 @@
 """The benchmark's wrk sender: every body sent exactly once, and what the server refused reported."""
 
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -86,3 +88,28 @@ def test_a_refused_request_is_a_problem_not_a_figure(serve):
     # One per connection, JSON-safe: quotes blanked out.
     assert senders.problems == ["HTTP 400: { detail :  no }"] * 2
     assert len(server.bodies) == 2
+
+
+# wrk's SIGINT handler only sets a flag and its main thread then sleeps: a
+# signal that lands before the sleep is lost, only a later one ends the sleep.
+# This stand-in loses the first the same way and exits after the second.
+_LOSES_THE_FIRST_SIGINT = """
+import signal, sys
+signal.signal(signal.SIGINT, lambda *_: None)
+sys.stdout.write("handler set\\n"); sys.stdout.flush()
+signal.pause()  # the first SIGINT: lost, as before wrk's sleep
+signal.pause()  # wrk's sleep: the next SIGINT ends it
+"""
+
+
+def test_wrk_is_interrupted_until_it_exits_even_when_the_first_sigint_is_lost():
+    senders = wrk.WrkSenders("http://127.0.0.1:9", [b"{}"], connections=1)
+    senders._process = subprocess.Popen([sys.executable, "-c", _LOSES_THE_FIRST_SIGINT], stdout=subprocess.PIPE)
+    try:
+        assert senders._process.stdout.readline() == b"handler set\n"
+        senders._interrupt()  # returns once the process has exited
+        assert senders._process.returncode == 0
+    finally:
+        senders._process.kill()
+        senders._process.stdout.close()
+        senders._directory.cleanup()

@@ -62,7 +62,11 @@ class PublishedEvent(msgspec.Struct, gc=False):
     topic: Topic
     event_id: Annotated[uuid.UUID, msgspec.Meta(description="Any UUID; with the topic, the dedup key.")]
     timestamp: Annotated[
-        datetime, msgspec.Meta(description="ISO 8601 / RFC 3339; without an offset it is taken as UTC.")
+        datetime,
+        msgspec.Meta(
+            description="ISO 8601 / RFC 3339; without an offset it is taken as UTC. In UTC it must fall within the "
+            "years 1 to 9999."
+        ),
     ]
     source: Source
     # Kept as the raw JSON text: validated as an object, stored as sent.

@@ -11,7 +11,6 @@ import http.client
 import socket
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -79,7 +78,7 @@ def app():
 
 
 @pytest.fixture(scope="module")
-def server(app):
+def uvicorn_server(app):
     """uvicorn (uvloop, httptools, as the gunicorn workers run it) in a thread, serving the app."""
     config = uvicorn.Config(
         ThreadedWSGI(app, workers=4, request_buffer=BUFFER, response_buffer=BUFFER),
@@ -92,9 +91,15 @@ def server(app):
     thread = threading.Thread(target=running.run, daemon=True)
     thread.start()
     wait_for(lambda: running.started, message="uvicorn to start")
-    yield config.port
+    yield running
     running.should_exit = True
     thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(uvicorn_server) -> int:
+    """The port uvicorn_server listens on."""
+    return uvicorn_server.config.port
 
 
 def request(port: int, method: str, path: str, body=None, headers=None) -> tuple[int, http.client.HTTPMessage, bytes]:
@@ -173,10 +178,11 @@ def test_concurrent_requests_each_get_their_own_answer(server):
     assert [answer for _, _, answer in answers] == bodies
 
 
-def test_a_client_that_leaves_before_its_body_is_complete_never_reaches_the_app(server, app):
+def test_a_client_that_leaves_before_its_body_is_complete_never_reaches_the_app(uvicorn_server, server, app):
     before = len(app.bodies)
     with socket.create_connection(("127.0.0.1", server), timeout=30) as sock:
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
-        time.sleep(0.2)  # the server reads the start of the body (shorter only lets the test pass unearned)
+        # Leave only once the request is in the bridge, reading its body: earlier proves nothing.
+        wait_for(lambda: uvicorn_server.server_state.tasks, message="the request to reach the app")
     assert request(server, "POST", "/echo", b"after")[2] == b"after"
     assert app.bodies[before:] == [b"after"]

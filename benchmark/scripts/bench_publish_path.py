@@ -17,10 +17,8 @@ benchmark` measures those.
 
 import argparse
 import io
-import os
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -33,16 +31,15 @@ def main():
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    scratch = tempfile.TemporaryDirectory(prefix="loggregator-publish-path-")
-    os.environ["DATABASE_URL"] = args.database_url or f"sqlite:///{scratch.name}/db.sqlite3"
-    os.environ["LOGGREGATOR_INPROCESS_CONSUMER"] = "false"
-    os.environ["DEBUG"] = "false"
-    os.environ["SECRET_KEY"] = "publish-path-not-secret"
-    os.environ["ALLOWED_HOSTS"] = "127.0.0.1"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loggregator_site.settings")
-    import django
+    from benchmark.standalone import setup_django
 
-    django.setup()
+    scratch = setup_django(
+        "publish-path",
+        args.database_url,
+        DEBUG="false",
+        SECRET_KEY="publish-path-not-secret",
+        ALLOWED_HOSTS="127.0.0.1",
+    )
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
     from django.core.management import call_command
@@ -114,6 +111,7 @@ def main():
     print(f"{'stage':<{width}}  µs per request (median CPU time of this thread)")
     for stage, seconds in timings.items():
         print(f"{stage:<{width}}  {statistics.median(seconds) * 1e6:>8.1f}")
+    scratch.cleanup()
 
 
 if __name__ == "__main__":

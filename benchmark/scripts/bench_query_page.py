@@ -17,10 +17,8 @@ a page costs.
 """
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -37,15 +35,12 @@ def main():
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    scratch = tempfile.TemporaryDirectory(prefix="loggregator-query-page-")
-    os.environ["DATABASE_URL"] = args.database_url or f"sqlite:///{scratch.name}/db.sqlite3"
-    os.environ["LOGGREGATOR_INPROCESS_CONSUMER"] = "false"
-    # As in production: no query log, no debug pages.
-    os.environ.update(DEBUG="false", SECRET_KEY="bench-query-page", ALLOWED_HOSTS="localhost")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loggregator_site.settings")
-    import django
+    from benchmark.standalone import setup_django
 
-    django.setup()
+    # As in production: no query log, no debug pages.
+    scratch = setup_django(
+        "query-page", args.database_url, DEBUG="false", SECRET_KEY="bench-query-page", ALLOWED_HOSTS="localhost"
+    )
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client

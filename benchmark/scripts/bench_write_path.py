@@ -13,10 +13,8 @@ goes under load.
 """
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from contextlib import contextmanager
@@ -30,13 +28,9 @@ def main():
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    scratch = tempfile.TemporaryDirectory(prefix="loggregator-write-path-")
-    os.environ["DATABASE_URL"] = args.database_url or f"sqlite:///{scratch.name}/db.sqlite3"
-    os.environ["LOGGREGATOR_INPROCESS_CONSUMER"] = "false"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loggregator_site.settings")
-    import django
+    from benchmark.standalone import setup_django
 
-    django.setup()
+    scratch = setup_django("write-path", args.database_url)
     from django.conf import settings
     from django.core.management import call_command
 

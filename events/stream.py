@@ -30,7 +30,7 @@ from django.db import close_old_connections
 from events import commit_log, stream_cursor
 from events.stream_cursor import Key
 from events.stream_filters import StreamFilters
-from events.stream_hub import AsyncWaker, StreamHub, ThreadWaker
+from events.stream_hub import AsyncWaker, CatchUp, StreamHub, ThreadWaker
 from events.stream_messages import read_items
 
 # next_step()'s answer when the next events must come from the store.
@@ -58,6 +58,8 @@ class StreamSession:
         self.finished = False
         self._opened = False
         self._sent_key = start
+        # Where the next catch_up() stops (None: as far as it reads); the buffer says.
+        self._catch_up_until: int | None = None
         self._last_sent = time.monotonic()
         # Falling behind means the distance to the newest stored event grows:
         # a stream that starts far back (a resume) is catching up, not behind.
@@ -84,11 +86,12 @@ class StreamSession:
             self.finished = True
             data = msgspec.json.encode({"after": self.cursor, "max_lag": self.max_lag})
             return self._sent(b"id: %s\nevent: overflow\ndata: %s\n\n" % (self.cursor.encode(), data))
-        buffered = self.hub.read(self.filters.pattern, self.key)
-        if buffered is None:
+        buffered = self.hub.read(self.filters, self.key)
+        if isinstance(buffered, CatchUp):
+            self._catch_up_until = buffered.until
             return CATCH_UP
-        items, self.key = buffered
-        if messages := self._matching(items):
+        found, self.key = buffered
+        if messages := found if isinstance(found, bytes) else self._matching(found):
             return self._sent(messages)
         quiet = time.monotonic() - self._last_sent
         if quiet < self.heartbeat:
@@ -105,6 +108,12 @@ class StreamSession:
         # A cursor inside a commit reads that commit again, from its position.
         after = key[0] if key == stream_cursor.after_commit(key[0]) else key[0] - 1
         commits = commit_log.commits_after(after, max_events=self.catch_up_events)
+        until, self._catch_up_until = self._catch_up_until, None
+        if until is not None:
+            commits = [commit for commit in commits if commit.position <= until]
+            if not commits:  # nothing left up to there (retention may have taken it)
+                self.key = max(key, stream_cursor.after_commit(until))
+                return b""
         if not commits:
             return b""
         pattern = self.filters.pattern
@@ -139,7 +148,7 @@ async def async_event_stream(session: StreamSession) -> AsyncIterator[bytes]:
     """The stream on an event loop: waiting for news holds no thread."""
     waker = AsyncWaker(asyncio.get_running_loop())
     catch_up = sync_to_async(session.catch_up, thread_sensitive=False)
-    await sync_to_async(session.hub.subscribe, thread_sensitive=False)(waker, session.filters.pattern)
+    await sync_to_async(session.hub.subscribe, thread_sensitive=False)(waker, session.filters)
     try:
         while (step := session.next_step()) is not None:
             if step is CATCH_UP:
@@ -156,7 +165,7 @@ async def async_event_stream(session: StreamSession) -> AsyncIterator[bytes]:
 def event_stream(session: StreamSession) -> Iterator[bytes]:
     """The stream in a thread of its own (runserver and WSGI servers)."""
     waker = ThreadWaker()
-    session.hub.subscribe(waker, session.filters.pattern)
+    session.hub.subscribe(waker, session.filters)
     try:
         while (step := session.next_step()) is not None:
             if step is CATCH_UP:

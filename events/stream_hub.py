@@ -7,9 +7,15 @@ events once, and keeps them in a bounded buffer that every stream of the
 process reads from. Only the events of topics that some open stream's pattern
 matches are read; commits nobody wants cost the read of their log row.
 
-A chunk of the buffer records which patterns it was read for: a stream whose
-pattern came later, or whose cursor is older than the buffer, reads that part
-from the store itself (events.stream), then comes back to the buffer.
+Most streams filter by topic pattern alone: for each such pattern the buffer
+holds the messages the database joined (events.stream_messages.read_messages),
+so delivering an event costs no Python per event. Streams with more filters
+read events one by one, to test them.
+
+A chunk of the buffer records what it was read for: a stream whose pattern
+came later, whose cursor is older than the buffer, or (for joined messages)
+inside a chunk, reads that part from the store itself (events.stream), then
+comes back to the buffer.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from django.db import DatabaseError, close_old_connections, connection
 
 from events import commit_log, stream_cursor, wakeup
 from events.stream_cursor import Key
-from events.stream_messages import StreamItem, read_items
+from events.stream_filters import StreamFilters
+from events.stream_messages import StreamItem, read_items, read_messages
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +43,26 @@ MAX_CHUNKS = 256
 
 @dataclass(frozen=True)
 class Chunk:
-    """The events of the commits after position `start` up to `end`, of the topics `covers` patterns match."""
+    """The events of the commits after position `start` up to `end`, for the streams open when it was read.
+
+    `items`: the events, by topic, of the topics that the patterns in `covers`
+    match (streams with filters); `messages`: for each pattern of a stream
+    without other filters, its events' messages joined in stream order.
+    """
 
     start: int
     end: int
     covers: frozenset[str]
     items: dict[str, list[StreamItem]]
+    messages: dict[str, bytes]
     size: int
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """The buffer cannot serve a stream: it reads from the store, up to position `until` (None: as far as it can)."""
+
+    until: int | None = None
 
 
 class ThreadWaker:
@@ -98,7 +118,7 @@ class StreamHub:
         self.buffer_events = buffer_events
         self.closing = False
         self._lock = threading.Lock()
-        self._subscribers: dict[object, object] = {}  # waker -> topic pattern
+        self._subscribers: dict[object, StreamFilters] = {}  # waker -> what its stream selects
         self._chunks: list[Chunk] = []  # in commit order
         self._buffered = 0
         self.head: int | None = None  # the position read up to
@@ -114,12 +134,12 @@ class StreamHub:
     def stream_count(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self, waker, pattern) -> None:
+    def subscribe(self, waker, filters: StreamFilters) -> None:
         """Call from a thread that may query the database (the first subscription reads the head)."""
         with self._lock:
             if self.head is None:
                 self.head = self._floor = commit_log.head()
-            self._subscribers[waker] = pattern
+            self._subscribers[waker] = filters
             self._active.set()
             if self._thread is None and self.watch:
                 self._thread = threading.Thread(target=self._run, name="loggregator-stream-hub", daemon=True)
@@ -131,29 +151,52 @@ class StreamHub:
             if not self._subscribers:
                 self._active.clear()
 
-    def read(self, pattern, key: Key) -> tuple[list[StreamItem], Key] | None:
-        """The buffered events of `pattern`'s topics after `key`, and the key they reach.
+    def read(self, filters: StreamFilters, key: Key) -> tuple[bytes | list[StreamItem], Key] | CatchUp:
+        """What the buffer holds for a stream after `key`, and the key it reaches; or where to catch up to.
 
-        None when the buffer cannot tell: `key` is older than the buffer, or
-        the next chunk was read before this pattern subscribed.
+        A stream without filters beyond its pattern gets its messages, joined;
+        any other stream gets the events of its pattern's topics to test.
         """
         with self._lock:
             if key < stream_cursor.after_commit(self._floor):
-                return None
-            items: list[StreamItem] = []
-            reached, uncovered = key, False
+                return CatchUp()
             first = bisect.bisect_right(self._chunks, key, key=lambda chunk: stream_cursor.after_commit(chunk.end))
-            for chunk in self._chunks[first:]:
-                end = stream_cursor.after_commit(chunk.end)
-                if pattern.text not in chunk.covers:
-                    uncovered = True
-                    break
-                for topic, topic_items in chunk.items.items():
-                    if pattern.matches(topic):
-                        start = bisect.bisect_right(topic_items, key, key=lambda item: item.key)
-                        items.extend(topic_items[start:])
-                reached = end
-        if uncovered and reached == key:
+            pending = self._chunks[first:]
+            if not pending:
+                return (b"" if filters.topic_only else []), key
+            if filters.topic_only:
+                found = self._read_messages(filters.pattern.text, key, pending)
+            else:
+                found = self._read_items(filters.pattern, key, pending)
+        # Nothing the buffer holds was read for this stream: the store has it.
+        return found or CatchUp(pending[0].end)
+
+    @staticmethod
+    def _read_messages(pattern_text: str, key: Key, pending: list[Chunk]) -> tuple[bytes, Key] | None:
+        if key != stream_cursor.after_commit(pending[0].start):
+            return None  # a cursor inside a chunk: joined messages cannot be split there
+        parts, reached = [], key
+        for chunk in pending:
+            messages = chunk.messages.get(pattern_text)
+            if messages is None:
+                break
+            parts.append(messages)
+            reached = stream_cursor.after_commit(chunk.end)
+        return (b"".join(parts), reached) if reached != key else None
+
+    @staticmethod
+    def _read_items(pattern, key: Key, pending: list[Chunk]) -> tuple[list[StreamItem], Key] | None:
+        items: list[StreamItem] = []
+        reached = key
+        for chunk in pending:
+            if pattern.text not in chunk.covers:
+                break
+            for topic, topic_items in chunk.items.items():
+                if pattern.matches(topic):
+                    start = bisect.bisect_right(topic_items, key, key=lambda item: item.key)
+                    items.extend(topic_items[start:])
+            reached = stream_cursor.after_commit(chunk.end)
+        if reached == key:
             return None
         items.sort()
         return items, reached
@@ -202,7 +245,7 @@ class StreamHub:
         self.queries += 1
         with self._lock:
             loaded = self.head
-            patterns = set(self._subscribers.values())
+            subscriptions = list(self._subscribers.values())
         if head <= loaded:
             return
         commits = [
@@ -211,15 +254,20 @@ class StreamHub:
             if commit.position <= head
         ]
         self.queries += 1
-        wanted = {topic for commit in commits for topic in commit.topics if any(p.matches(topic) for p in patterns)}
+        patterns = {filters.pattern.text: filters.pattern for filters in subscriptions}
+        joined = {filters.pattern.text for filters in subscriptions if filters.topic_only}
+        tested = {filters.pattern.text for filters in subscriptions if not filters.topic_only}
+        topics = {topic for commit in commits for topic in commit.topics}
+        matched = {text: _topics_matching(pattern, topics) for text, pattern in patterns.items()}
+        wanted = set().union(*(matched[text] for text in tested))
         items = read_items(commits, wanted)
         self.queries += bool(wanted)
+        messages, size = {}, sum(map(len, items.values()))
+        for text in joined:
+            messages[text], count = self._read_joined(commits, matched[text])
+            size += count
         chunk = Chunk(
-            start=loaded,
-            end=commits[-1].position,
-            covers=frozenset(pattern.text for pattern in patterns),
-            items=items,
-            size=sum(map(len, items.values())),
+            start=loaded, end=commits[-1].position, covers=frozenset(tested), items=items, messages=messages, size=size
         )
         with self._lock:
             self._chunks.append(chunk)
@@ -237,6 +285,19 @@ class StreamHub:
         self._wake_streams()
         if chunk.end < head:
             self._wakeup.set()  # more to read: go on at once
+
+    def _read_joined(self, commits, topics: set[str]) -> tuple[bytes, int]:
+        if not topics:
+            return b"", 0
+        self.queries += 1
+        return read_messages([commit for commit in commits if topics.intersection(commit.topics)], topics)
+
+
+def _topics_matching(pattern, topics: set[str]) -> set[str]:
+    # Per look, for each pattern of the open streams: exact topics, the usual case, need no matching.
+    if pattern.is_exact:
+        return {pattern.text} & topics
+    return {topic for topic in topics if pattern.matches(topic)}
 
 
 _hub: StreamHub | None = None

@@ -103,26 +103,57 @@ class StreamItem(NamedTuple):
 
 def read_items(commits: Iterable[Commit], topics: Iterable[str]) -> dict[str, list[StreamItem]]:
     """The events `commits` stored under `topics` as SSE messages, by topic, each list in stream order."""
+    selected = _select(commits, topics)
+    if selected is None:
+        return {}
+    sql, params = selected
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} ORDER BY topic, position, timestamp_us, pk", params)
+        items = map(StreamItem._make, cursor.fetchall())
+        return {topic: list(topic_items) for topic, topic_items in groupby(items, key=attrgetter("topic"))}
+
+
+def read_messages(commits: Iterable[Commit], topics: Iterable[str]) -> tuple[bytes, int]:
+    """The SSE messages of the events `commits` stored under `topics`, joined in stream order, and how many.
+
+    What a stream whose only filter is its topic pattern sends: the database
+    joins the messages, so Python handles one value per read, not one per event.
+    """
+    selected = _select(commits, topics)
+    if selected is None:
+        return b"", 0
+    sql, params = selected
+    if connection.vendor == "postgresql":
+        joined = "string_agg(message, ''::bytea ORDER BY position, timestamp_us, pk)"
+    else:
+        # SQLite joins in the order the ordered subquery yields its rows.
+        joined = "CAST(group_concat(CAST(message AS TEXT), '') AS BLOB)"
+        sql = f"SELECT message FROM ({sql}) AS ordered ORDER BY position, timestamp_us, pk"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {joined}, count(*) FROM ({sql}) AS events", params)
+        messages, count = cursor.fetchone()
+    return bytes(messages or b""), count
+
+
+def _select(commits: Iterable[Commit], topics: Iterable[str]) -> tuple[str, list] | None:
+    """A query of StreamItem's columns for the events `commits` stored under `topics`; None if none can match."""
     commit_ids = [commit.id for commit in commits]
     topics = list(topics)
     if not commit_ids or not topics:
-        return {}
+        return None
     dialect = _POSTGRESQL if connection.vendor == "postgresql" else _SQLITE
     cursor_text = "position || '-' || timestamp_us || '-' || pk"
     message = dialect.to_bytes.format(f"'id: ' || {cursor_text} || '\nevent: event\ndata: ' || data || '\n\n'")
     sql = (
-        f"SELECT position, timestamp_us, pk, {message}, topic, source, payload_text FROM ("
+        f"SELECT position, timestamp_us, pk, {message} AS message, topic, source, payload_text FROM ("
         f"SELECT stored.position AS position, {dialect.timestamp_us} AS timestamp_us, event.id AS pk,"
         f" {dialect.data} AS data, topic, source, {dialect.payload} AS payload_text"
         f" FROM {_table(Event)} AS event JOIN {_table(StoreCommit)} AS stored ON stored.id = event.store_commit_id"
         f" WHERE event.store_commit_id IN ({', '.join(['%s'] * len(commit_ids))})"
         f" AND event.topic IN ({', '.join(['%s'] * len(topics))})"
-        ") AS events ORDER BY topic, position, timestamp_us, pk"
+        ") AS events"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*commit_ids, *topics])
-        items = map(StreamItem._make, cursor.fetchall())
-        return {topic: list(topic_items) for topic, topic_items in groupby(items, key=attrgetter("topic"))}
+    return sql, [*commit_ids, *topics]
 
 
 def _table(model) -> str:

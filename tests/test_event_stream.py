@@ -12,7 +12,7 @@ from datetime import timedelta
 import msgspec
 import pytest
 from django.db import connection, transaction
-from django.db.models import TextField
+from django.db.models import F, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -33,7 +33,7 @@ def new_hub(**options) -> StreamHub:
 
 def open_stream(hub, params, start, *, heartbeat=3600.0, max_lag=100_000) -> StreamSession:
     session = StreamSession(hub, parse_stream_filters(params), start, heartbeat=heartbeat, max_lag=max_lag)
-    hub.subscribe(ThreadWaker(), session.filters.pattern)
+    hub.subscribe(ThreadWaker(), session.filters)
     return session
 
 
@@ -159,6 +159,37 @@ def test_resuming_from_any_cursor_sends_exactly_what_follows_it(store):
             continue
         resumed = read(open_stream(hub, {"topic": "t.a", "after": message.id}, stream_cursor.decode(message.id, "")))
         assert event_ids(resumed) == ids[ids.index(json.loads(message.data)["event_id"]) + 1 :], index
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("params", [{"topic": "t.*"}, {"topic": "t.*", "source": "svc-b"}], ids=["joined", "tested"])
+def test_resuming_inside_what_the_buffer_holds_sends_exactly_what_follows(store, params):
+    # Streams of a pattern alone get their messages joined by the database, per
+    # chunk: a cursor inside a chunk (between two of its commits, or inside
+    # one) reads from the store up to the chunk's end, then from the buffer.
+    hub = new_hub()
+    start = stream_cursor.after_commit(commit_log.head())
+    open_stream(hub, params, start)  # the pattern is wanted before the events are read
+    store(*[events(2, "t.a", source="svc-b") + events(2, "t.b", source="svc-b") + events(1, "t.a") for _ in range(3)])
+    hub.advance()  # one chunk of three commits
+    store(events(2, "t.b", source="svc-b"))
+    hub.advance()
+    matching = Event.objects.filter(topic__startswith="t.", source=params.get("source", F("source")))
+    stored = [
+        (str(event_id), stream_cursor.event_key(position, timestamp, pk))
+        for event_id, position, timestamp, pk in matching.order_by(
+            "store_commit__position", "timestamp", "id"
+        ).values_list("event_id", "store_commit__position", "timestamp", "id")
+    ]
+    everything = read(open_stream(hub, params, start))
+    assert event_ids(everything) == [event_id for event_id, _ in stored]
+    assert len(stored) == (14 if "source" in params else 17)
+
+    commit_ends = [str(position) for position in StoreCommit.objects.values_list("position", flat=True)]
+    for cursor in [message.id for message in everything] + commit_ends:
+        key = stream_cursor.decode(cursor, "")
+        resumed = event_ids(read(open_stream(hub, params, key)))
+        assert resumed == [event_id for event_id, event_key in stored if event_key > key], cursor
 
 
 @pytest.mark.django_db
@@ -292,7 +323,7 @@ def test_protected_reads_need_a_read_key(api, settings):
 def test_beyond_the_cap_on_streams_a_503_says_when_to_retry(api, settings, monkeypatch):
     settings.LOGGREGATOR = {**settings.LOGGREGATOR, "STREAM_MAX_PER_PROCESS": 1, "STREAM_RETRY_AFTER": 7}
     hub = new_hub()
-    hub.subscribe(ThreadWaker(), parse_stream_filters({"topic": "a.b"}).pattern)
+    hub.subscribe(ThreadWaker(), parse_stream_filters({"topic": "a.b"}))
     monkeypatch.setattr(stream_views, "get_hub", lambda: hub)
 
     response = api.get("/events/stream?topic=a.b")

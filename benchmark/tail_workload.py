@@ -7,10 +7,15 @@ On one server as production runs it (fresh database), in this order:
    (one probe event per request, every 20 ms) run. Each probe's latency runs
    from its publish's 202 to its arrival on the stream: p50 and p99 for each.
 2. Capacity. The batch5000 load, played by the load driver exactly as that
-   workload does, with no stream open, then with 200 streams open (20 on the
-   load's own topics, 180 on topics that get nothing), then with none again:
-   end-to-end events/s with streams as a percentage of the mean of the two
-   without. Each matching stream must receive exactly its topic's new events.
+   workload does, alternately with no stream open and with 200 streams open
+   (20 on the load's own topics, 180 on topics that get nothing): without,
+   with, without, with, without, after one play that is not counted. Each
+   run with streams is compared with the mean of the runs on either side of
+   it, and the figure is the mean of those ratios. The store slows as it
+   grows (each run adds its events) and the first play after a pause runs
+   fast, by more than the streams' effect; a single run with streams against
+   one before and one after measured mostly that. Each matching stream must
+   receive exactly its topic's new events.
 3. Database cost. Queries per second with those 200 streams open and idle,
    and with none: PostgreSQL counts them (pg_stat_database's transactions);
    on SQLite the figure is the watcher's poll, one MAX() per process per
@@ -52,6 +57,7 @@ PROBE_SINGLE_EVERY = 0.02
 TARGET_P99_MS = 1000.0
 TARGET_PERCENT_WITH_STREAMS = 90.0
 DEADLINE = 600.0  # a stuck stream fails the run; it measures nothing
+CAPACITY_ROUNDS = 2  # runs with streams, each between two without
 
 
 def run_tail(
@@ -150,34 +156,46 @@ def _capacity(
             workload=load,
             seed=run_seed,
             event_table=server.event_table(),
-            ceiling_database=str(directory / f"ceiling-{label}.sqlite3"),
+            ceiling_database=str(directory / f"ceiling-{label.replace(' ', '-')}.sqlite3"),
         )
         result = summarise(load, config, run_in_process(spec), [])
         problems.extend(f"{label}: {problem}" for problem in result["problems"])
         runs[label] = result["end_to_end_events_per_second"]
+        return runs[label]
 
-    play("without streams", seed)
-    plan = build_plan(load, seed=seed + 1)
-    unique_by_topic = _unique_by_topic(plan.bodies)
-    matching = [plan.topics[n % len(plan.topics)] for n in range(matching_streams)]
-    patterns = matching + [f"tail.idle.n{n}" for n in range(STREAMS - matching_streams)]
-    with StreamHolder(server.url, patterns) as holder:
-        play("with streams", seed + 1)
+    def play_with_streams(label: str, run_seed: int) -> tuple[float, float | None]:
+        """The run's rate, and the database's queries/s afterwards with its streams still open."""
+        plan = build_plan(load, seed=run_seed)
+        unique_by_topic = _unique_by_topic(plan.bodies)
+        matching = [plan.topics[n % len(plan.topics)] for n in range(matching_streams)]
+        patterns = matching + [f"tail.idle.n{n}" for n in range(STREAMS - matching_streams)]
         expected = [unique_by_topic[topic] for topic in matching]
-        counts = _wait(lambda: (c := holder.counts())[:matching_streams] >= expected and c, "the streams to catch up")
-        if counts[:matching_streams] != expected or any(counts[matching_streams:]):
-            problems.append("the streams did not receive exactly their topics' events")
-        idle_with = _queries_per_second(config)
+        with StreamHolder(server.url, patterns) as holder:
+            rate = play(label, run_seed)
+            counts = _wait(lambda: (c := holder.counts())[:matching_streams] >= expected and c, "the streams")
+            if counts[:matching_streams] != expected or any(counts[matching_streams:]):
+                problems.append(f"{label}: the streams did not receive exactly their topics' events")
+            return rate, _queries_per_second(config)
+
+    play("warm-up", seed)  # not counted
+    without, with_streams = [], []
+    for round_ in range(1, CAPACITY_ROUNDS + 1):
+        without.append(play(f"without streams {round_}", seed + 2 * round_ - 1))
+        rate, idle_with = play_with_streams(f"with streams {round_}", seed + 2 * round_)
+        with_streams.append(rate)
     idle_without = _queries_per_second(config)
-    play("without streams again", seed + 2)
-    without = [runs["without streams"], runs["without streams again"]]
-    with_streams = runs["with streams"]
-    percent = 100 * with_streams / statistics.mean(without) if with_streams and all(without) else None
+    without.append(play(f"without streams {CAPACITY_ROUNDS + 1}", seed + 2 * CAPACITY_ROUNDS + 1))
+    ratios = [
+        100 * rate / statistics.mean(without[index : index + 2]) if rate and all(without[index : index + 2]) else None
+        for index, rate in enumerate(with_streams)
+    ]
+    percent = statistics.mean(ratios) if None not in ratios else None
     return {
         "streams": STREAMS,
         "matching_streams": matching_streams,
         "events_per_run": load.events,
         "end_to_end_events_per_second": runs,
+        "percent_each_round": [round(ratio, 1) if ratio else None for ratio in ratios],
         "percent_with_streams": round(percent, 1) if percent else None,
         "idle_queries_per_second": {"with_streams": idle_with, "without": idle_without},
         "ok": not problems,
@@ -234,9 +252,10 @@ def write_tail_report(result: dict[str, Any], write) -> None:
         )
     rates = ", ".join(f"{label} {rate:,} ev/s" for label, rate in result["end_to_end_events_per_second"].items())
     write(f"  batch5000 end to end ({result['events_per_run']:,} events each): {rates}")
+    each = ", ".join(f"{percent}%" for percent in result["percent_each_round"])
     write(
         f"  with {result['streams']} streams open ({result['matching_streams']} matching): "
-        f"{result['percent_with_streams']}% of the mean without"
+        f"{result['percent_with_streams']}% of the runs without on either side (each round: {each})"
     )
     idle = result["idle_queries_per_second"]
     if idle["with_streams"] is not None:

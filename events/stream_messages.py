@@ -40,8 +40,8 @@ class _Dialect(NamedTuple):
 # Stored timestamps are naive UTC text on SQLite ("2026-11-26 12:00:00[.123456]"),
 # timestamptz on PostgreSQL. `%%` is a literal `%` once parameters are bound.
 _SQLITE = _Dialect(
-    timestamp_us="CAST(strftime('%%s', substr(timestamp, 1, 19)) AS INTEGER) * 1000000"
-    " + CAST(substr(timestamp || '.000000', 21, 6) AS INTEGER)",
+    # The whole seconds, then the six digits after the point ('' when there are none: 0).
+    timestamp_us="unixepoch(substr(timestamp, 1, 19)) * 1000000 + CAST(substr(timestamp, 21) AS INTEGER)",
     data="""'{"topic":' || json_quote(topic) || ',"event_id":"' || substr(event_id, 1, 8) || '-'"""
     " || substr(event_id, 9, 4) || '-' || substr(event_id, 13, 4) || '-' || substr(event_id, 17, 4) || '-'"
     """ || substr(event_id, 21) || '","timestamp":"' || replace(timestamp, ' ', 'T') || 'Z","source":'"""

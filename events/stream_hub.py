@@ -119,6 +119,11 @@ class StreamHub:
         self.closing = False
         self._lock = threading.Lock()
         self._subscribers: dict[object, StreamFilters] = {}  # waker -> what its stream selects
+        # For each pattern whose messages are joined: the end of the last chunk
+        # that has (or, read before the pattern was wanted, may have) its events.
+        # Streams past it have nothing to read up to the head, however old
+        # their cursor: a quiet stream never needs the store.
+        self._quiet_after: dict[str, int] = {}
         self._chunks: list[Chunk] = []  # in commit order
         self._buffered = 0
         self.head: int | None = None  # the position read up to
@@ -140,6 +145,8 @@ class StreamHub:
             if self.head is None:
                 self.head = self._floor = commit_log.head()
             self._subscribers[waker] = filters
+            if filters.topic_only:
+                self._quiet_after.setdefault(filters.pattern.text, self.head)
             self._active.set()
             if self._thread is None and self.watch:
                 self._thread = threading.Thread(target=self._run, name="loggregator-stream-hub", daemon=True)
@@ -147,9 +154,14 @@ class StreamHub:
 
     def unsubscribe(self, waker) -> None:
         with self._lock:
-            self._subscribers.pop(waker, None)
+            filters = self._subscribers.pop(waker, None)
             if not self._subscribers:
                 self._active.clear()
+            if filters is not None and filters.pattern.text not in self._joined_patterns():
+                self._quiet_after.pop(filters.pattern.text, None)
+
+    def _joined_patterns(self) -> set[str]:
+        return {filters.pattern.text for filters in self._subscribers.values() if filters.topic_only}
 
     def read(self, filters: StreamFilters, key: Key) -> tuple[bytes | list[StreamItem], Key] | CatchUp:
         """What the buffer holds for a stream after `key`, and the key it reaches; or where to catch up to.
@@ -158,6 +170,9 @@ class StreamHub:
         any other stream gets the events of its pattern's topics to test.
         """
         with self._lock:
+            quiet_after = self._quiet_after.get(filters.pattern.text) if filters.topic_only else None
+            if quiet_after is not None and key >= stream_cursor.after_commit(quiet_after):
+                return b"", max(key, stream_cursor.after_commit(self.head))
             if key < stream_cursor.after_commit(self._floor):
                 return CatchUp()
             first = bisect.bisect_right(self._chunks, key, key=lambda chunk: stream_cursor.after_commit(chunk.end))
@@ -272,6 +287,9 @@ class StreamHub:
         with self._lock:
             self._chunks.append(chunk)
             self._buffered += chunk.size
+            for text in self._quiet_after:
+                if messages.get(text, True):  # its events, or read before it was wanted
+                    self._quiet_after[text] = chunk.end
             self.head = chunk.end
             # Bounded by events and by chunks: commits nobody wants make empty chunks.
             drop = 0

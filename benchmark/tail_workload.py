@@ -8,14 +8,14 @@ On one server as production runs it (fresh database), in this order:
    from its publish's 202 to its arrival on the stream: p50 and p99 for each.
 2. Capacity. The batch5000 load, played by the load driver exactly as that
    workload does, alternately with no stream open and with 200 streams open
-   (20 on the load's own topics, 180 on topics that get nothing): without,
-   with, without, with, without, after one play that is not counted. Each
-   run with streams is compared with the mean of the runs on either side of
-   it, and the figure is the mean of those ratios. The store slows as it
-   grows (each run adds its events) and the first play after a pause runs
-   fast, by more than the streams' effect; a single run with streams against
-   one before and one after measured mostly that. Each matching stream must
-   receive exactly its topic's new events.
+   (20 on the load's own topics, 180 on topics that get nothing), three runs
+   with streams each between two without, after one play that is not
+   counted. Each run with streams is compared with the mean of the runs on
+   either side of it, and the figure is the mean of those ratios. The store
+   slows as it grows (each run adds its events) and the first play after a
+   pause often runs fast, by more than the streams' effect: a single run
+   with streams against one before and one after measured mostly that. Each
+   matching stream must receive exactly its topic's new events.
 3. Database cost. Queries per second with those 200 streams open and idle,
    and with none: PostgreSQL counts them (pg_stat_database's transactions);
    on SQLite the figure is the watcher's poll, one MAX() per process per
@@ -57,7 +57,7 @@ PROBE_SINGLE_EVERY = 0.02
 TARGET_P99_MS = 1000.0
 TARGET_PERCENT_WITH_STREAMS = 90.0
 DEADLINE = 600.0  # a stuck stream fails the run; it measures nothing
-CAPACITY_ROUNDS = 2  # runs with streams, each between two without
+CAPACITY_ROUNDS = 3  # runs with streams, each between two without
 
 
 def run_tail(

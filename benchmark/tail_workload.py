@@ -57,6 +57,7 @@ PROBE_SINGLE_EVERY = 0.02
 TARGET_P99_MS = 1000.0
 TARGET_PERCENT_WITH_STREAMS = 90.0
 DEADLINE = 600.0  # a stuck stream fails the run; it measures nothing
+STATS_DELAY = 11.0  # seconds; see _queries_per_second
 CAPACITY_ROUNDS = 3  # runs with streams, each between two without
 
 
@@ -163,8 +164,8 @@ def _capacity(
         runs[label] = result["end_to_end_events_per_second"]
         return runs[label]
 
-    def play_with_streams(label: str, run_seed: int) -> tuple[float, float | None]:
-        """The run's rate, and the database's queries/s afterwards with its streams still open."""
+    def play_with_streams(label: str, run_seed: int, *, measure_idle: bool) -> tuple[float, float | None]:
+        """The run's rate, and (if asked) the database's queries/s afterwards with its streams still open."""
         plan = build_plan(load, seed=run_seed)
         unique_by_topic = _unique_by_topic(plan.bodies)
         matching = [plan.topics[n % len(plan.topics)] for n in range(matching_streams)]
@@ -175,13 +176,14 @@ def _capacity(
             counts = _wait(lambda: (c := holder.counts())[:matching_streams] >= expected and c, "the streams")
             if counts[:matching_streams] != expected or any(counts[matching_streams:]):
                 problems.append(f"{label}: the streams did not receive exactly their topics' events")
-            return rate, _queries_per_second(config)
+            return rate, _queries_per_second(config) if measure_idle else None
 
     play("warm-up", seed)  # not counted
     without, with_streams = [], []
     for round_ in range(1, CAPACITY_ROUNDS + 1):
         without.append(play(f"without streams {round_}", seed + 2 * round_ - 1))
-        rate, idle_with = play_with_streams(f"with streams {round_}", seed + 2 * round_)
+        last = round_ == CAPACITY_ROUNDS
+        rate, idle_with = play_with_streams(f"with streams {round_}", seed + 2 * round_, measure_idle=last)
         with_streams.append(rate)
     idle_without = _queries_per_second(config)
     without.append(play(f"without streams {CAPACITY_ROUNDS + 1}", seed + 2 * CAPACITY_ROUNDS + 1))
@@ -216,6 +218,9 @@ def _queries_per_second(config: ServerConfig, seconds: float = 10.0) -> float | 
     """Transactions per second on the server's database while nothing is published (PostgreSQL only)."""
     if not config.postgres_url:
         return None
+    # A backend that goes idle reports its counts up to PGSTAT_IDLE_INTERVAL
+    # (10 s) late: the run's own transactions would land in the window.
+    time.sleep(STATS_DELAY)
     name = config.database_url.rsplit("/", 1)[1]
 
     def transactions() -> int:

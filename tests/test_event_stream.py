@@ -193,6 +193,28 @@ def test_resuming_inside_what_the_buffer_holds_sends_exactly_what_follows(store,
 
 
 @pytest.mark.django_db
+def test_a_stream_resumed_inside_a_chunk_catches_up_to_its_end_and_comes_back_to_the_buffer(
+    store, django_assert_num_queries
+):
+    hub = new_hub()
+    start = stream_cursor.after_commit(commit_log.head())
+    open_stream(hub, {"topic": "t.a"}, start)
+    store(events(2, "t.a"), events(2, "t.a"))
+    hub.advance()  # one chunk of two commits
+    first_commit = StoreCommit.objects.order_by("position").first().position
+    resumed = open_stream(hub, {"topic": "t.a"}, stream_cursor.after_commit(first_commit))
+    store(events(2, "t.a"))  # the store is ahead of the buffer while the stream catches up
+
+    assert event_ids(read(resumed)) == stored_order("t.a")[2:4]  # up to the chunk's end, not the store's
+    store(events(2, "t.a"))
+    hub.advance()  # the next chunk starts where the catch-up stopped
+
+    with django_assert_num_queries(0):
+        sent = event_ids(read(resumed))
+    assert sent == stored_order("t.a")[4:]
+
+
+@pytest.mark.django_db
 def test_streams_read_new_events_from_the_shared_buffer_without_a_query(store, django_assert_num_queries):
     hub = new_hub()
     store(events(2, "t.a"))

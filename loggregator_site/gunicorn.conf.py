@@ -43,6 +43,13 @@ def on_starting(server):
         stale.unlink()
 
 
+def post_worker_init(worker):
+    # The worker has loaded the app: its objects stay for the worker's life.
+    from loggregator_site import startup_heap
+
+    startup_heap.freeze()
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

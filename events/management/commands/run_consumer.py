@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from events.consumer import Consumer
+from loggregator_site import startup_heap
 from loggregator_site.shutdown import stop_on_signals
 
 
@@ -31,6 +32,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, once, batch_size, poll_interval, **options):
         consumer = Consumer.from_settings(batch_events=batch_size, poll_interval=poll_interval)
+        startup_heap.freeze()  # everything it keeps is loaded by now
 
         def announce(signum):
             self.stdout.write(f"{signal.Signals(signum).name}: stopping after the current batch")

@@ -1,3 +1,4 @@
+import gc
 import os
 import subprocess
 import sys
@@ -120,6 +121,14 @@ def _fresh_backlog_estimate():
     # Each test's database starts with its own backlog.
     backlog.forget()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen_heap():
+    # run_consumer freezes the objects of its process (loggregator_site.startup_heap):
+    # in the test process, that would keep every test's garbage from being collected.
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

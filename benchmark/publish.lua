@@ -2,9 +2,24 @@
 --
 -- wrk runs one thread per connection here; thread N sends, in order, the
 -- bodies of the file "<prefix>.N" (one JSON body per line), then stops.
--- It writes "ready N" to stderr before its first request and "done N" after
--- its last answer, so the driver knows when the clock starts and when to end
--- wrk (whose main thread otherwise sleeps for the whole --duration).
+-- It writes "ready N T" to stderr before its first request and "done N T"
+-- after its last answer, T the moment on the clock of the driver's
+-- time.monotonic() (CLOCK_MONOTONIC): the driver learns when the clock starts
+-- and stops, however late it reads the lines, and when to end wrk (whose main
+-- thread otherwise sleeps for the whole --duration).
+
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } loggregator_timespec;
+int clock_gettime(int clock_id, loggregator_timespec *now);
+]]
+local CLOCK_MONOTONIC = 1
+local clock = ffi.new("loggregator_timespec")
+
+local function monotonic()
+   ffi.C.clock_gettime(CLOCK_MONOTONIC, clock)
+   return string.format("%d.%09d", tonumber(clock.tv_sec), tonumber(clock.tv_nsec))
+end
 
 local threads = {}
 
@@ -20,7 +35,7 @@ function init(args)
    end
    headers = {["Content-Type"] = "application/json"}
    accepted, failed, problem = 0, 0, ""
-   io.stderr:write("ready " .. id .. "\n")
+   io.stderr:write("ready " .. id .. " " .. monotonic() .. "\n")
 end
 
 -- One connection per thread, one request at a time: the next body is the one
@@ -45,7 +60,7 @@ function response(status, headers, body)
       end
    end
    if accepted + failed == #bodies then
-      io.stderr:write("done " .. id .. "\n")
+      io.stderr:write("done " .. id .. " " .. monotonic() .. "\n")
       wrk.thread:stop()
    end
 end

@@ -80,12 +80,12 @@ class WrkSenders:
         for raw in self._process.stderr:
             line = raw.decode(errors="replace").strip()
             if line.startswith("ready") and not self._ready.is_set():
-                self.started_at = time.monotonic()
+                self.started_at = _moment(line)
                 self._ready.set()
             elif line.startswith("done"):
                 done += 1
+                self.finished_at = max(self.finished_at, _moment(line))
                 if done == self.connections:
-                    self.finished_at = time.monotonic()
                     threading.Thread(target=self._interrupt, name="wrk-interrupt", daemon=True).start()
             elif line:
                 self._progress.append(line)
@@ -127,6 +127,11 @@ class WrkSenders:
                 self.problems.append(f"{summary['socket_errors']} connection errors")
         if self.problems:
             self.failed.set()
+
+
+def _moment(line: str) -> float:
+    """The time.monotonic() at which the script wrote a "ready N T" or "done N T" line."""
+    return float(line.split()[2])
 
 
 def _summary(output: bytes) -> dict | None:

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -13,13 +14,14 @@ pytestmark = pytest.mark.skipif(not wrk.available(), reason="wrk is not installe
 
 
 class RecordingServer(ThreadingHTTPServer):
-    """Answers every POST /publish with `status` and keeps the bodies it got."""
+    """Answers every POST /publish with `status` and keeps the bodies it got, and when (time.monotonic())."""
 
     daemon_threads = True
 
     def __init__(self, status: int):
         self.status = status
         self.bodies: list[bytes] = []
+        self.arrivals: list[float] = []
         self.lock = threading.Lock()
         super().__init__(("127.0.0.1", 0), _Handler)
 
@@ -35,6 +37,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         with self.server.lock:
             self.server.bodies.append(body)
+            self.server.arrivals.append(time.monotonic())
         answer = b'{"detail": "no"}' if self.server.status != 202 else b'{"accepted": 1}'
         self.send_response(self.server.status)
         self.send_header("Content-Length", str(len(answer)))
@@ -75,6 +78,21 @@ def test_every_body_is_sent_once_over_the_connections(serve):
     assert senders.finished_at >= senders.started_at > 0
     p50, p99 = senders.latency_ms
     assert 0 < p50 <= p99
+
+
+def test_the_clock_is_wrks_own_however_late_the_driver_reads_it(serve, monkeypatch):
+    # The driver reads wrk's "ready" and "done" lines when its thread gets to
+    # them, late on a busy machine: the moments come from the lines themselves.
+    server = serve(202)
+    reads = []
+    monkeypatch.setattr(wrk, "_moment", lambda line, moment=wrk._moment: reads.append(time.monotonic()) or moment(line))
+    senders = wrk.WrkSenders(server.url, [b'{"n": 1}', b'{"n": 2}'], connections=1)
+    senders.start()
+    senders.join()
+
+    first, last = server.arrivals
+    assert senders.started_at <= first <= last <= senders.finished_at <= reads[-1]
+    assert senders.started_at < reads[0]
 
 
 def test_a_refused_request_is_a_problem_not_a_figure(serve):

@@ -273,7 +273,7 @@ class StreamHub:
         joined = {filters.pattern.text for filters in subscriptions if filters.topic_only}
         tested = {filters.pattern.text for filters in subscriptions if not filters.topic_only}
         topics = {topic for commit in commits for topic in commit.topics}
-        matched = {text: _topics_matching(pattern, topics) for text, pattern in patterns.items()}
+        matched = {text: pattern.matching(topics) for text, pattern in patterns.items()}
         wanted = set().union(*(matched[text] for text in tested))
         items = read_items(commits, wanted)
         self.queries += bool(wanted)
@@ -304,18 +304,11 @@ class StreamHub:
         if chunk.end < head:
             self._wakeup.set()  # more to read: go on at once
 
-    def _read_joined(self, commits, topics: set[str]) -> tuple[bytes, int]:
+    def _read_joined(self, commits, topics: list[str]) -> tuple[bytes, int]:
         if not topics:
             return b"", 0
         self.queries += 1
-        return read_messages([commit for commit in commits if topics.intersection(commit.topics)], topics)
-
-
-def _topics_matching(pattern, topics: set[str]) -> set[str]:
-    # Per look, for each pattern of the open streams: exact topics, the usual case, need no matching.
-    if pattern.is_exact:
-        return {pattern.text} & topics
-    return {topic for topic in topics if pattern.matches(topic)}
+        return read_messages(commits, topics)
 
 
 _hub: StreamHub | None = None

@@ -50,6 +50,8 @@ class TopicPattern:
         return self.segments
 
     def matches(self, topic: str) -> bool:
+        if self.is_exact:  # the usual pattern: no need to split the topic
+            return topic == self.text
         topic_segments = topic.split(".")
         if self.segments[-1] == TRAILING_SEGMENTS:
             fixed = self.segments[:-1]

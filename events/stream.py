@@ -116,10 +116,8 @@ class StreamSession:
                 return b""
         if not commits:
             return b""
-        pattern = self.filters.pattern
-        topics = {topic for commit in commits for topic in commit.topics if pattern.matches(topic)}
-        wanted = [commit for commit in commits if topics.intersection(commit.topics)]
-        items = [item for topic_items in read_items(wanted, topics).values() for item in topic_items if item.key > key]
+        topics = self.filters.pattern.matching({topic for commit in commits for topic in commit.topics})
+        items = [item for topic_items in read_items(commits, topics).values() for item in topic_items if item.key > key]
         items.sort()
         self.key = stream_cursor.after_commit(commits[-1].position)
         return self._sent(self._matching(items)) if items else b""

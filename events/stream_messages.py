@@ -136,9 +136,10 @@ def read_messages(commits: Iterable[Commit], topics: Iterable[str]) -> tuple[byt
 
 def _select(commits: Iterable[Commit], topics: Iterable[str]) -> tuple[str, list] | None:
     """A query of StreamItem's columns for the events `commits` stored under `topics`; None if none can match."""
-    commit_ids = [commit.id for commit in commits]
-    topics = list(topics)
-    if not commit_ids or not topics:
+    topics = set(topics)
+    # Only the commits that stored any of the topics (each commit lists its topics).
+    commit_ids = [commit.id for commit in commits if not topics.isdisjoint(commit.topics)]
+    if not commit_ids:
         return None
     dialect = _POSTGRESQL if connection.vendor == "postgresql" else _SQLITE
     cursor_text = "position || '-' || timestamp_us || '-' || pk"

@@ -1,10 +1,11 @@
 """Group commit: concurrent publishers share transactions, and each returns only after its own commit."""
 
+import asyncio
 import threading
 
 import pytest
 
-from events.group_commit import GroupCommit
+from events.group_commit import AsyncGroupCommit, GroupCommit
 from tests.polling import wait_for
 
 
@@ -127,3 +128,77 @@ def test_when_a_leader_is_interrupted_nobody_in_its_group_believes_their_item_co
     for thread in first + others:
         thread.join(30)
     assert sorted(outcomes.values()) == ["The write was interrupted before it committed.", "interrupted"]
+
+
+# --- AsyncGroupCommit: the same, for coroutines ---------------------------------
+
+
+async def submit_all(group_commit, items) -> dict:
+    """Submit `items` concurrently from this event loop; each item's outcome: "committed" or its error."""
+
+    async def submit(item):
+        try:
+            await group_commit.submit(item)
+        except Exception as exc:
+            return str(exc)
+        return "committed"
+
+    return dict(zip(items, await asyncio.gather(*(submit(item) for item in items))))
+
+
+def test_coroutines_that_submit_during_a_write_share_the_next_transaction():
+    writer = RecordingWriter(hold_first=True)
+    group_commit = AsyncGroupCommit(writer, name="test-writer")
+
+    async def scenario():
+        first = asyncio.ensure_future(group_commit.submit("first"))
+        assert await asyncio.to_thread(writer.first_started.wait, 30)
+        others = asyncio.ensure_future(submit_all(group_commit, [f"item-{i}" for i in range(8)]))
+        await asyncio.to_thread(wait_for, lambda: group_commit._queue.qsize() == 8, message="eight submits to queue")
+        # Nothing has returned while its transaction is not committed.
+        assert not first.done() and not others.done()
+        writer.release_first.set()
+        await first
+        return await others
+
+    outcomes = asyncio.run(scenario())
+    assert set(outcomes.values()) == {"committed"}
+    assert writer.transactions[0] == ["first"]
+    assert sorted(writer.transactions[1]) == sorted(f"item-{i}" for i in range(8))
+    assert len(writer.transactions) == 2
+
+
+def test_a_coroutines_item_that_fails_fails_alone():
+    writer = RecordingWriter(hold_first=True, fail_on="bad")
+    group_commit = AsyncGroupCommit(writer, name="test-writer")
+
+    async def scenario():
+        first = asyncio.ensure_future(group_commit.submit("first"))
+        assert await asyncio.to_thread(writer.first_started.wait, 30)
+        others = asyncio.ensure_future(submit_all(group_commit, ["good-1", "bad", "good-2"]))
+        await asyncio.to_thread(wait_for, lambda: group_commit._queue.qsize() == 3, message="three submits to queue")
+        writer.release_first.set()
+        await first
+        return await others
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes == {"good-1": "committed", "bad": "cannot store bad", "good-2": "committed"}
+    written = [item for transaction in writer.transactions for item in transaction]
+    assert sorted(written) == ["first", "good-1", "good-2"]
+
+
+def test_coroutines_of_two_event_loops_each_learn_their_own_outcome():
+    writer = RecordingWriter(fail_on="bad")
+    group_commit = AsyncGroupCommit(writer, name="test-writer")
+    outcomes = {}
+
+    def loop_in_thread(items):
+        outcomes.update(asyncio.run(submit_all(group_commit, items)))
+
+    threads = [threading.Thread(target=loop_in_thread, args=(items,)) for items in (["a", "bad"], ["b", "c"])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert outcomes == {"a": "committed", "bad": "cannot store bad", "b": "committed", "c": "committed"}
+    assert sorted(item for transaction in writer.transactions for item in transaction) == ["a", "b", "c"]

@@ -10,18 +10,20 @@ gives them back in the form events.store inserts.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
 from dataclasses import dataclass
 
 import msgspec
 import zstandard
-from django.db import connection
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.utils import timezone
 
 from events import backpressure, counters, wakeup
 from events.db import write_transaction
-from events.group_commit import GroupCommit
+from events.group_commit import AsyncGroupCommit, GroupCommit
 from events.models import IntakeBatch
 from events.validation import PublishedEvent
 
@@ -51,9 +53,15 @@ _zstd = threading.local()
 
 def encode(events: list[PublishedEvent]) -> bytes:
     """Encode validated events for the queue."""
+    return _compressor().compress(_encoder(settings.DATABASES[DEFAULT_DB_ALIAS]["ENGINE"]).encode(events))
+
+
+@functools.cache
+def _encoder(engine: str) -> msgspec.json.Encoder:
+    # Looked up once per database engine, not per call: on an event loop each
+    # request is a task of its own, and Django gives each a new connection object.
     # Without a native uuid type Django keeps UUIDs as 32 hex digits.
-    uuid_format = "canonical" if connection.features.has_native_uuid_field else "hex"
-    return _compressor().compress(_encoders[uuid_format].encode(events))
+    return _encoders["canonical" if connection.features.has_native_uuid_field else "hex"]
 
 
 def decode(body: bytes) -> list[EventRow]:
@@ -87,6 +95,10 @@ class _Accepted:
     event_count: int
     received_by_topic: Counter[str]
 
+    @classmethod
+    def of(cls, events: list[PublishedEvent]) -> _Accepted:
+        return cls(encode(events), len(events), Counter(event.topic for event in events))
+
 
 def enqueue(events: list[PublishedEvent]) -> None:
     """Commit the events to the queue and count them as received: all or nothing.
@@ -94,7 +106,13 @@ def enqueue(events: list[PublishedEvent]) -> None:
     Returns once committed; consumers are told (events.wakeup). Concurrent
     calls share transactions (group commit).
     """
-    _group_commit.submit(_Accepted(encode(events), len(events), Counter(event.topic for event in events)))
+    _group_commit.submit(_Accepted.of(events))
+    backpressure.backlog.add(len(events))
+
+
+async def enqueue_from_event_loop(events: list[PublishedEvent]) -> None:
+    """enqueue() for a coroutine: a writer thread commits, the event loop stays free meanwhile."""
+    await _async_group_commit.submit(_Accepted.of(events))
     backpressure.backlog.add(len(events))
 
 
@@ -114,6 +132,7 @@ def _write_accepted(accepted: list[_Accepted]) -> None:
 
 
 _group_commit = GroupCommit(_write_accepted)
+_async_group_commit = AsyncGroupCommit(_write_accepted, name="loggregator-intake-writer")
 
 
 @dataclass(frozen=True)

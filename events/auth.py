@@ -50,6 +50,12 @@ def keys_configured() -> bool:
     return configured
 
 
+def keys_known_absent() -> bool:
+    """True while this process's fresh answer is that no active key exists; never queries."""
+    checked_at, configured = _keys_configured
+    return not configured and time.monotonic() - checked_at <= KEYS_CONFIGURED_TTL
+
+
 def forget_keys_configured() -> None:
     """Drop the cached answer (after keys change in this process, and in tests)."""
     global _keys_configured

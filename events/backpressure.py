@@ -40,6 +40,11 @@ class BacklogEstimate:
             self._queued, self._counted_at = queued, now
         return queued
 
+    def known_under(self, limit: int) -> bool:
+        """True when a count reused by queued() would show the backlog under half of `limit`; never queries."""
+        with self._lock:
+            return time.monotonic() - self._counted_at < RECOUNT_INTERVAL and self._queued < limit // 2
+
     def add(self, events: int) -> None:
         """`events` were committed to the queue by this process."""
         with self._lock:

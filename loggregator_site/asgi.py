@@ -2,7 +2,8 @@
 
 Live streams (/events/stream) run on the event loop under Django's ASGI
 handler: an open stream holds no thread, so one process keeps many open.
-Every other request goes to the WSGI application (loggregator_site.wsgi,
+Small valid publishes are answered on the event loop too
+(events.publish_fast_path). Every other request goes to the WSGI application (loggregator_site.wsgi,
 which also starts the in-process consumer) in a fixed pool of threads
 (loggregator_site.threaded_wsgi), as under gunicorn's gthread worker: each
 thread keeps its database connection and concurrent publishes share commits.
@@ -21,6 +22,7 @@ django.setup(set_prefix=False)
 
 from django.urls import reverse  # noqa: E402  (needs the settings configured above)
 
+from events.publish_fast_path import PublishFastPath  # noqa: E402
 from loggregator_site.threaded_wsgi import threaded_wsgi  # noqa: E402
 from loggregator_site.wsgi import application as wsgi_application  # noqa: E402
 
@@ -40,7 +42,9 @@ class StreamASGIHandler(ASGIHandler):
 
 
 stream_asgi = StreamASGIHandler()
-wsgi_in_threads = threaded_wsgi(wsgi_application)
+# Small publishes that need no decision but their validation are served on
+# the event loop (events.publish_fast_path); the rest by the WSGI application.
+wsgi_in_threads = PublishFastPath(threaded_wsgi(wsgi_application))
 
 
 @functools.cache

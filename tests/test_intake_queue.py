@@ -8,7 +8,8 @@ import pytest
 import zstandard
 from django.db import connection
 
-from events import intake
+from events import counters, intake
+from events.models import IntakeBatch
 from events.validation import parse_events
 from tests.factories import event
 
@@ -43,3 +44,23 @@ def test_rows_queued_as_arrays_by_earlier_versions_still_decode():
     assert intake.decode(legacy) == [
         ("old.t", "7f1c7c1e4a7e4c559a0e2f1f8e0b6c11", "2026-11-26 12:00:00", "svc-a", '{"n":1}')
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publishes_committed_together_from_an_event_loop_share_rows_of_bounded_size(monkeypatch):
+    monkeypatch.setattr(intake, "MAX_ROW_EVENTS", 3)
+    publishes = [
+        validated(event("queue.a"), event("queue.a")),
+        validated(event("queue.b")),
+        validated(event("queue.c")),
+    ]
+    sent_ids = [str(e.event_id) for events in publishes for e in events]
+
+    intake._write_as_one_row(publishes)
+
+    rows = IntakeBatch.objects.order_by("id")
+    # 2 + 1 fill the first row; the third publish would overflow it and starts the next.
+    assert [row.event_count for row in rows] == [3, 1]
+    stored = [uuid.UUID(row[1]) for batch in rows for row in intake.decode(bytes(batch.body))]
+    assert [str(event_id) for event_id in stored] == sent_ids
+    assert counters.read_totals().received == 4

@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from events.group_commit import AsyncGroupCommit, GroupCommit
+from tests import event_loops
 from tests.polling import wait_for
 
 
@@ -161,7 +162,7 @@ def test_coroutines_that_submit_during_a_write_share_the_next_transaction():
         await first
         return await others
 
-    outcomes = asyncio.run(scenario())
+    outcomes = event_loops.run(scenario())
     assert set(outcomes.values()) == {"committed"}
     assert writer.transactions[0] == ["first"]
     assert sorted(writer.transactions[1]) == sorted(f"item-{i}" for i in range(8))
@@ -181,7 +182,7 @@ def test_a_coroutines_item_that_fails_fails_alone():
         await first
         return await others
 
-    outcomes = asyncio.run(scenario())
+    outcomes = event_loops.run(scenario())
     assert outcomes == {"good-1": "committed", "bad": "cannot store bad", "good-2": "committed"}
     written = [item for transaction in writer.transactions for item in transaction]
     assert sorted(written) == ["first", "good-1", "good-2"]

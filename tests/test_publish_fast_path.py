@@ -6,7 +6,6 @@ a recorder); the answers, durability and refusals through real gunicorn.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 from events import auth, backpressure, intake
 from events.publish_fast_path import MAX_BODY_BYTES, PublishFastPath
 from harness.processes import PROJECT_DIR, manage
+from tests import event_loops
 from tests.factories import event, events
 from tests.polling import wait_for
 from tests.traffic import assert_exact
@@ -86,7 +86,7 @@ def call(body: bytes, *, method="POST", path="/publish", chunks: int = 1, **head
         sent.append(message)
 
     downstream = Downstream()
-    asyncio.run(PublishFastPath(downstream)(scope, receive, send))
+    event_loops.run(PublishFastPath(downstream)(scope, receive, send))
     response = {
         "status": sent[0]["status"],
         "headers": {name.decode(): value.decode() for name, value in sent[0]["headers"]},

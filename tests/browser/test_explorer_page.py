@@ -1,6 +1,7 @@
 """The explorer in a browser: find a needle among 100,000 events, page on scroll, follow Live across a restart."""
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -97,6 +98,26 @@ def test_live_shows_an_event_published_by_another_process_without_a_reload(site,
     published = event("live.one.created")
     assert site.publish(published).status_code == 202  # from this process, not the page's
     page.wait_for_selector(f"#results > li[data-event-id='{published['event_id']}']")
+    assert watch.problems() == []
+
+
+def test_live_turned_on_while_the_first_search_loads_keeps_its_one_stream(site, browse):
+    page, watch = browse(site)
+    searches = []  # the page's GET /events requests, held until released
+    page.route(lambda url: urlsplit(url).path == "/events", lambda route: searches.append(route))
+    streams = []
+    page.on("request", lambda request: urlsplit(request.url).path == "/events/stream" and streams.append(request))
+    page.goto("/?topic=live.two.*")
+    page.check("#live")
+    page.wait_for_selector("main[data-live='on']")
+    with page.expect_response(lambda response: urlsplit(response.url).path == "/events"):
+        searches[0].continue_()  # the search started at load answers only now
+    page.wait_for_function("!document.querySelector('#status').textContent.includes('Searching')")
+    published = event("live.two.created")
+    assert site.publish(published).status_code == 202
+    page.wait_for_selector(f"#results > li[data-event-id='{published['event_id']}']")
+    # Restarting would close the stream (a failed request) and start the next one later, missing what came between.
+    assert len(streams) == 1
     assert watch.problems() == []
 
 

@@ -89,7 +89,9 @@
     params.set("limit", PAGE_SIZE);
     if (newest.checked) params.set("order", "desc");
     loadPage(`${main.dataset.eventsUrl}?${params}`).then(() => {
-      if (live.checked) startLive();
+      // Unless Live was turned on while this search loaded: its stream runs already, and a
+      // restart would start from a later moment, missing what was stored in between.
+      if (live.checked && liveSince === null) startLive();
     });
   }
 

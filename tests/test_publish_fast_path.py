@@ -64,8 +64,13 @@ def admission(monkeypatch):
     return Admission
 
 
-def call(body: bytes, *, method="POST", path="/publish", chunks: int = 1, **headers: str) -> tuple[dict, Downstream]:
-    """Send one request through PublishFastPath; the response (status, headers, body) and the downstream app."""
+def call(
+    body: bytes, *, method="POST", path="/publish", chunks: int = 1, lose_after: int | None = None, **headers: str
+) -> tuple[dict | None, Downstream]:
+    """Send one request through PublishFastPath; the response (status, headers, body) and the downstream app.
+
+    With `lose_after`, the client disconnects after that many of the body's `chunks`.
+    """
     headers = {"host": "testserver", "content-type": "application/json", "content-length": str(len(body)), **headers}
     headers = {name.replace("_", "-"): value for name, value in headers.items() if value is not None}
     scope = {
@@ -77,6 +82,7 @@ def call(body: bytes, *, method="POST", path="/publish", chunks: int = 1, **head
     size = -(-len(body) // chunks) or 1
     parts = [body[start : start + size] for start in range(0, len(body), size)] or [b""]
     messages = [{"type": "http.request", "body": part, "more_body": i < len(parts) - 1} for i, part in enumerate(parts)]
+    messages = messages[:lose_after]
     sent: list[dict] = []
 
     async def receive():
@@ -87,6 +93,8 @@ def call(body: bytes, *, method="POST", path="/publish", chunks: int = 1, **head
 
     downstream = Downstream()
     event_loops.run(PublishFastPath(downstream)(scope, receive, send))
+    if not sent:
+        return None, downstream
     response = {
         "status": sent[0]["status"],
         "headers": {name.decode(): value.decode() for name, value in sent[0]["headers"]},
@@ -161,6 +169,21 @@ def test_with_a_rate_limit_the_view_decides(enqueued, admission, settings):
     settings.LOGGREGATOR = {**settings.LOGGREGATOR, "PUBLISH_RATE": "100/s"}
     response, downstream = call(BODY)
     assert response["status"] == 299 and downstream.bodies == [BODY] and enqueued == []
+
+
+def test_a_failed_commit_is_not_answered_as_accepted(monkeypatch, admission):
+    async def fail(events):
+        raise RuntimeError("the database is gone")
+
+    monkeypatch.setattr(intake, "enqueue_from_event_loop", fail)
+    # The server answers 500 for an application that raises before answering.
+    with pytest.raises(RuntimeError, match="the database is gone"):
+        call(BODY)
+
+
+def test_a_client_gone_before_its_body_arrived_gets_nothing_and_nothing_is_committed(enqueued, admission):
+    response, downstream = call(BODY, chunks=2, lose_after=1)
+    assert response is None and downstream.bodies == [] and enqueued == []
 
 
 # --- Through gunicorn, as production runs it ------------------------------------

@@ -32,7 +32,7 @@ from events.metrics_middleware import PUBLISH_PATHS
 from events.parsers import MEDIA_TYPE
 from events.validation import parse_events
 from events.views import PublishView
-from loggregator_site.threaded_wsgi import read_body
+from loggregator_site.threaded_wsgi import read_body, replay_then
 
 PATH = "/publish"
 # Larger bodies go to the view: validating them would hold up the event
@@ -58,11 +58,11 @@ class PublishFastPath:
             return
         body, complete = request
         if not complete:  # longer than it said: the HTTP server refuses that before here
-            return await self.app(scope, _replay(body, receive, more_body=True), send)
+            return await self.app(scope, replay_then(body, receive), send)
         try:
             events = parse_events(body, max_events=settings.LOGGREGATOR["MAX_BATCH_EVENTS"])
         except Exception:  # the view answers it, with the error it names
-            return await self.app(scope, _replay(body, receive, more_body=False), send)
+            return await self.app(scope, replay_then(body, receive, more_body=False), send)
         try:
             await intake.enqueue_from_event_loop(events)
         except Exception:
@@ -122,16 +122,6 @@ def _serves_any() -> bool:
         and settings.SECURE_REFERRER_POLICY == "same-origin"
         and settings.SECURE_CROSS_ORIGIN_OPENER_POLICY == "same-origin"
     )
-
-
-def _replay(body: bytes, receive, *, more_body: bool):
-    """An ASGI receive that gives what was read of the body, then whatever `receive` says."""
-    pending = [{"type": "http.request", "body": body, "more_body": more_body}]
-
-    async def replaying_receive():
-        return pending.pop() if pending else await receive()
-
-    return replaying_receive
 
 
 # The view's answer, as Django's middleware completes it (tests compare the two).

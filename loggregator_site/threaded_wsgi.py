@@ -110,7 +110,7 @@ class BufferedResponder(WSGIResponder):
                 environ["wsgi.input"] = io.BytesIO(body)
                 environ.setdefault("CONTENT_LENGTH", str(len(body)))  # chunked: the length it turned out to have
             else:  # chunked, and longer than the buffer
-                environ["wsgi.input"] = Body(self.loop, _replay_then(body, receive))
+                environ["wsgi.input"] = Body(self.loop, replay_then(body, receive))
         self.asgi_send = send
         run = functools.partial(contextvars.copy_context().run, self.wsgi)
         # An exception of the app's propagates: the server answers 500 if nothing was sent yet.
@@ -156,9 +156,12 @@ def _declared_length(environ) -> int:
         return sys.maxsize
 
 
-def _replay_then(first: bytes, receive):
-    """An ASGI receive that returns `first` as the start of the body, then the rest from `receive`."""
-    pending = [{"type": "http.request", "body": first, "more_body": True}]
+def replay_then(first: bytes, receive, *, more_body: bool = True):
+    """An ASGI receive that returns `first` as the start of the body, then what `receive` returns.
+
+    Without `more_body`, `first` is the whole body.
+    """
+    pending = [{"type": "http.request", "body": first, "more_body": more_body}]
 
     async def replaying_receive():
         return pending.pop() if pending else await receive()

@@ -44,7 +44,7 @@ class StreamASGIHandler(ASGIHandler):
 stream_asgi = StreamASGIHandler()
 # Small publishes that need no decision but their validation are served on
 # the event loop (events.publish_fast_path); the rest by the WSGI application.
-wsgi_in_threads = PublishFastPath(threaded_wsgi(wsgi_application))
+small_publishes_then_wsgi = PublishFastPath(threaded_wsgi(wsgi_application))
 
 
 @functools.cache
@@ -58,4 +58,4 @@ async def application(scope, receive, send):
     if scope["type"] == "http" and scope["path"] in async_paths():
         await stream_asgi(scope, receive, send)
     else:
-        await wsgi_in_threads(scope, receive, send)
+        await small_publishes_then_wsgi(scope, receive, send)

@@ -134,9 +134,13 @@ class AsyncGroupCommit(Generic[Item]):
                     waiting.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            # As Django does around each request: drop a connection a failure left unusable.
-            close_old_connections()
-            write_group(self._write, [ticket for ticket, _, _ in waiting])
+            tickets = [ticket for ticket, _, _ in waiting]
+            write_group(self._write, tickets)
+            if not all(ticket.committed for ticket in tickets):
+                # Drop a connection the failure left unusable, as Django does
+                # after a request. Not after every group: on PostgreSQL the next
+                # use would then check the connection with a query of its own.
+                close_old_connections()
             by_loop: dict[asyncio.AbstractEventLoop, list] = {}
             for ticket, loop, future in waiting:
                 by_loop.setdefault(loop, []).append((ticket, future))

@@ -176,11 +176,12 @@ def has_pending() -> bool:
 
 
 def claim(max_events: int) -> list[ClaimedBatch]:
-    """Lock the oldest queued batches, up to about `max_events` events (at least one batch).
+    """The oldest queued batches, up to about `max_events` events (at least one batch).
 
-    Call inside the transaction that stores and deletes them. On PostgreSQL,
-    batches another consumer holds are skipped, so consumers never wait on
-    each other; on SQLite the IMMEDIATE transaction already excludes them.
+    On PostgreSQL, call inside the transaction that stores and deletes them:
+    they are locked, and batches another consumer holds are skipped, so
+    consumers never wait on each other. SQLite has no row locks: its consumer
+    reads them before taking the write lock (events.store).
     """
     table = _table()
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
@@ -212,6 +213,8 @@ def claim(max_events: int) -> list[ClaimedBatch]:
             after = chosen[-1]
 
 
-def delete(batch_ids: list[int]) -> None:
+def delete(batch_ids: list[int]) -> int:
+    """Take the batches off the queue; returns how many of them were still there."""
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {_table()} WHERE id IN ({', '.join(['%s'] * len(batch_ids))})", batch_ids)
+        return cursor.rowcount

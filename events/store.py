@@ -125,6 +125,10 @@ def _insert_postgresql(rows: list[StoredRow], commit_id: int) -> Counter[str]:
         return Counter(topic for (topic,) in cursor.fetchall())
 
 
+class _TakenMeanwhile(Exception):
+    """Another consumer stored some of the batches read before the transaction began."""
+
+
 def process_next_batch(*, max_events: int) -> StoredBatch | None:
     """Take the oldest queued events and store them, in one transaction.
 
@@ -132,15 +136,34 @@ def process_next_batch(*, max_events: int) -> StoredBatch | None:
     together, so the work is redone once: never lost, never counted twice.
     Returns None when the queue is empty.
     """
-    if not intake.has_pending():  # a cheap read before taking the write lock
-        return None
+    while True:
+        if not intake.has_pending():  # a cheap read before taking the write lock
+            return None
+        try:
+            return _store_next_batch(max_events)
+        except _TakenMeanwhile:
+            continue  # rolled back; the next batch is someone else's progress
+
+
+def _store_next_batch(max_events: int) -> StoredBatch | None:
+    # Where consumers side by side lock the rows they take (PostgreSQL), the
+    # claim is part of the transaction. Where all writers take turns on one
+    # lock (SQLite), the batch is read and decoded before taking it, so the
+    # lock is held for the writes alone; deleting it from the queue inside the
+    # transaction confirms that no other consumer took it meanwhile.
+    claim_in_transaction = connection.features.has_select_for_update_skip_locked
+    claimed = [] if claim_in_transaction else intake.claim(max_events)
+    rows = claimed_rows(claimed)
     with write_transaction():
         use_consumer_cache()  # per batch: the connection may have been replaced since the last
-        claimed = intake.claim(max_events)
+        if claim_in_transaction:
+            claimed = intake.claim(max_events)
+            rows = claimed_rows(claimed)
         if not claimed:
             return None
-        processed = store_events(claimed_rows(claimed))
-        intake.delete([batch.id for batch in claimed])
+        if intake.delete([batch.id for batch in claimed]) != len(claimed):
+            raise _TakenMeanwhile
+        processed = store_events(rows)
     return StoredBatch(
         intake_batches=len(claimed),
         unique=sum(unique for unique, _ in processed.values()),

@@ -117,6 +117,37 @@ def test_a_failure_mid_batch_rolls_back_everything(publish, drain, stats, monkey
 
 
 @pytest.mark.django_db
+def test_a_batch_another_consumer_stores_first_is_not_stored_again(publish, stats, monkeypatch):
+    # Where the batch is read before the write lock is taken (SQLite), another
+    # consumer may store it in between: the removal from the queue inside the
+    # transaction sees that, and the transaction rolls back and looks again.
+    if connection.features.has_select_for_update_skip_locked:
+        pytest.skip("PostgreSQL claims inside the transaction: the rows stay locked, no other consumer takes them")
+    publish(events(10, topic="first"))
+    publish(events(5, topic="second"))
+    real_claim = store.intake.claim
+    claims = []
+
+    def claim_then_lose_the_race(max_events):
+        claimed = real_claim(max_events)
+        claims.append([batch.id for batch in claimed])
+        if len(claims) == 1:
+            monkeypatch.setattr(store.intake, "claim", real_claim)
+            assert store.process_next_batch(max_events=max_events).unique == 10  # the other consumer
+            monkeypatch.setattr(store.intake, "claim", claim_then_lose_the_race)
+        return claimed
+
+    monkeypatch.setattr(store.intake, "claim", claim_then_lose_the_race)
+    stored = store.process_next_batch(max_events=10)
+
+    assert (stored.unique, stored.duplicates) == (5, 0)  # the next batch, not the one taken meanwhile
+    assert len(claims) == 2 and claims[0] != claims[1]
+    assert Event.objects.count() == 15
+    counts = stats()
+    assert [counts[name] for name in ("received", "unique_processed", "duplicate_dropped", "queued")] == [15, 15, 0, 0]
+
+
+@pytest.mark.django_db
 def test_process_next_batch_reports_an_empty_queue():
     assert store.process_next_batch(max_events=100) is None
 

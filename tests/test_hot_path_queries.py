@@ -76,34 +76,36 @@ def test_storing_a_batch_is_a_fixed_few_statements_whatever_its_size(publish, si
         stored = store.process_next_batch(max_events=10 * size)
     assert (stored.intake_batches, stored.unique) == (2, 2 * size + size // 2)
 
-    # A look at the queue, then one transaction: the claim (candidates, then
-    # their bodies, locked), the events, the counters of every topic, the
-    # removal from the queue. SQLite inserts per topic (executemany) so the
-    # row count tells each topic's new rows; PostgreSQL in one statement.
-    # The store commit (for the live tail) draws its id first and is written
-    # last, on PostgreSQL under the position lock, with the NOTIFY for streams.
+    # A look at the queue, the claim (candidates, then their bodies), then one
+    # transaction: the removal from the queue, the events, the counters of
+    # every topic. PostgreSQL claims inside the transaction (the rows locked);
+    # SQLite reads before taking its write lock, and the removal confirms the
+    # claim. SQLite inserts per topic (executemany) so the row count tells each
+    # topic's new rows; PostgreSQL in one statement. The store commit (for the
+    # live tail) draws its id first and is written last, on PostgreSQL under
+    # the position lock, with the NOTIFY for streams.
+    claim = ["SELECT id, event_count", "SELECT id, body"]
     if connection.vendor == "postgresql":
-        cache = []
+        before, within = [], claim
         commit_id = ["SELECT nextval(pg_get_serial_sequence('events_storecommit', 'id'))"]
         inserts = ["WITH arrived AS"]
         commit = ["SELECT pg_advisory_xact_lock(%s)", "INSERT INTO events_storecommit", "NOTIFY loggregator_stored"]
     else:
-        cache = ["PRAGMA cache_size ="]  # the consumer's page cache, set per batch
+        before, within = claim, ["PRAGMA cache_size ="]  # the consumer's page cache, set per batch
         commit_id = ["SELECT COALESCE(MAX(id), 0)"]
         inserts = [f"{size * 2} times: INSERT", f"{size // 2} times: INSERT"]
         commit = ["INSERT INTO events_storecommit"]
     expected = [
         "SELECT 1 FROM",
+        *before,
         "SAVEPOINT",
-        *cache,
-        "SELECT id, event_count",
-        "SELECT id, body",
+        *within,
+        "DELETE FROM events_intakebatch",
         *commit_id,
         *inserts,
         "SELECT %s AS",  # any tombstones of pruned events? (none: nothing more to do)
         "2 times: INSERT",
         *commit,
-        "DELETE FROM events_intakebatch",
         "RELEASE SAVEPOINT",
     ]
     assert kinds(sent) == expected, " | ".join(kinds(sent))

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from events import db, metrics, wakeup
+from events.checkpointer import Checkpointer
 from events.store import StoredBatch, process_next_batch
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Consumer:
         self.stop_requested = threading.Event()
         self.unique = 0
         self.duplicates = 0
+        self._checkpointer = Checkpointer()
         self._uncheckpointed = 0
         self._last_checkpoint = time.monotonic()
 
@@ -90,6 +92,7 @@ class Consumer:
             if listener is not None:
                 listener.stop.set()
                 listener.join(wakeup.LISTEN_SLICE * 2)
+            self._checkpointer.stop()
             close_old_connections()
 
     def _loop(self, stop: threading.Event, *, until_drained: bool) -> None:
@@ -126,13 +129,11 @@ class Consumer:
             self.wakeup.wait(self.poll_interval)
 
     def _checkpoint_if_due(self, stored: StoredBatch) -> None:
+        if not db.has_write_ahead_log():
+            return
         self._uncheckpointed += stored.unique + stored.duplicates
         elapsed = time.monotonic() - self._last_checkpoint
         if self._uncheckpointed >= CHECKPOINT_EVERY_EVENTS or elapsed >= CHECKPOINT_EVERY_SECONDS:
-            try:
-                db.checkpoint()
-            except DatabaseError:
-                # The next commit past SQLite's own threshold checkpoints instead.
-                logger.warning("WAL checkpoint failed", exc_info=True)
+            self._checkpointer.request()
             self._uncheckpointed = 0
             self._last_checkpoint = time.monotonic()

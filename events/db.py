@@ -10,8 +10,8 @@ it just waits through the busy timeout as usual.
 
 SQLite also checkpoints its write-ahead log inside whichever COMMIT crosses
 the size threshold, with an fsync, while holding the write lock. The
-consumers checkpoint after each batch instead, outside the lock (see
-checkpoint()), so commits stay short.
+consumers checkpoint after their batches instead, outside the lock and on a
+thread of their own (checkpoint(), events.checkpointer), so commits stay short.
 
 Since only one transaction writes at a time, a second consumer on the same
 SQLite file adds no speed, only contention: the in-process consumers of all
@@ -129,8 +129,13 @@ def use_consumer_cache() -> None:
             cursor.execute(f"PRAGMA cache_size = -{settings.LOGGREGATOR['CONSUMER_CACHE_MIB'] * 1024}")
 
 
+def has_write_ahead_log() -> bool:
+    """True on a SQLite database file (WAL mode); PostgreSQL checkpoints by itself."""
+    return connection.vendor == "sqlite" and not connection.is_in_memory_db()
+
+
 def checkpoint() -> None:
     """Copy the write-ahead log into the database without blocking writers (SQLite)."""
-    if connection.vendor == "sqlite" and not connection.is_in_memory_db():
+    if has_write_ahead_log():
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")

@@ -1,0 +1,55 @@
+"""SQLite's WAL checkpoints run on a thread beside the consumer (events.checkpointer)."""
+
+import threading
+import time
+
+from django.db import DatabaseError
+
+from events import checkpointer
+from events.checkpointer import Checkpointer
+
+
+def test_requests_are_served_on_a_thread_of_its_own_and_folded_while_one_runs(monkeypatch):
+    running, release = threading.Event(), threading.Event()
+    ran_on = []
+
+    def slow_checkpoint():
+        ran_on.append(threading.current_thread().name)
+        running.set()
+        release.wait(10)
+
+    monkeypatch.setattr(checkpointer.db, "checkpoint", slow_checkpoint)
+    worker = Checkpointer(name="test-checkpointer")
+    worker.request()
+    assert running.wait(10)
+    worker.request()  # while one runs: the two become one more checkpoint
+    worker.request()
+    running.clear()
+    release.set()
+    assert running.wait(10)
+    worker.stop()
+    assert ran_on == ["test-checkpointer", "test-checkpointer"]
+
+
+def test_a_failed_checkpoint_is_logged_and_the_thread_goes_on(monkeypatch, caplog):
+    attempts = []
+    second = threading.Event()
+
+    def fails_once():
+        attempts.append(threading.current_thread().name)
+        if len(attempts) == 1:
+            raise DatabaseError("disk I/O error")
+        second.set()
+
+    monkeypatch.setattr(checkpointer.db, "checkpoint", fails_once)
+    worker = Checkpointer()
+    worker.request()
+    deadline = time.monotonic() + 10
+    while not attempts and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.request()
+    assert second.wait(10)
+    thread = worker._thread
+    worker.stop()
+    assert "WAL checkpoint failed" in caplog.text
+    assert not thread.is_alive()

@@ -1,5 +1,7 @@
 from django.db import models
 
+from events.fields import PayloadField
+
 
 class Event(models.Model):
     """One unique processed event: the first copy of its (topic, event_id)."""
@@ -8,7 +10,7 @@ class Event(models.Model):
     event_id = models.UUIDField()
     timestamp = models.DateTimeField()
     source = models.CharField(max_length=255)
-    payload = models.JSONField()
+    payload = PayloadField()
     # The intake batch (IntakeBatch.id, in order of acceptance) the stored copy
     # came in. Several consumers may store batches out of that order; a copy
     # from an earlier batch then replaces the stored one (events.store).

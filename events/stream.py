@@ -82,11 +82,16 @@ class StreamSession:
         if self.hub.closing:
             self.finished = True
             return self._sent(b": the server is stopping\nid: %s\n\n" % self.cursor.encode())
+        buffered = self.hub.read(self.filters, self.key)
+        if not isinstance(buffered, CatchUp) and not buffered[0]:
+            # Nothing for this stream up to there: it is not behind. (Streams
+            # that nothing concerns sleep until their heartbeat, while the store
+            # may move far ahead.)
+            self.key = buffered[1]
         if self._fell_behind():
             self.finished = True
             data = msgspec.json.encode({"after": self.cursor, "max_lag": self.max_lag})
             return self._sent(b"id: %s\nevent: overflow\ndata: %s\n\n" % (self.cursor.encode(), data))
-        buffered = self.hub.read(self.filters, self.key)
         if isinstance(buffered, CatchUp):
             self._catch_up_until = buffered.until
             return CATCH_UP

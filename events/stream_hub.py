@@ -5,7 +5,9 @@ PostgreSQL, a look at the newest commit position every poll interval on
 SQLite: one indexed MAX(), whatever the number of streams), reads their
 events once, and keeps them in a bounded buffer that every stream of the
 process reads from. Only the events of topics that some open stream's pattern
-matches are read; commits nobody wants cost the read of their log row.
+matches are read; commits nobody wants cost the read of their log row. Only
+the streams whose pattern matches some of the new events are woken: the
+others sleep until their heartbeat, whatever is stored meanwhile.
 
 Most streams filter by topic pattern alone: for each such pattern the buffer
 holds the messages the database joined (events.stream_messages.read_messages),
@@ -221,9 +223,12 @@ class StreamHub:
         self.closing = True
         self._wake_streams()
 
-    def _wake_streams(self) -> None:
+    def _wake_streams(self, quiet_patterns: frozenset[str] = frozenset()) -> None:
+        """Wake the streams, except those whose pattern is in `quiet_patterns` (nothing new for them)."""
         with self._lock:
-            wakers = list(self._subscribers)
+            wakers = [
+                waker for waker, filters in self._subscribers.items() if filters.pattern.text not in quiet_patterns
+            ]
         by_loop: dict[asyncio.AbstractEventLoop, list[AsyncWaker]] = defaultdict(list)
         for waker in wakers:
             if isinstance(waker, AsyncWaker):
@@ -300,7 +305,9 @@ class StreamHub:
                 drop += 1
             del self._chunks[:drop]
             self._floor = self._chunks[0].start
-        self._wake_streams()
+        # A stream whose pattern matches none of the chunk's topics sleeps on;
+        # it learns that it reached the head when its heartbeat wakes it.
+        self._wake_streams(frozenset(text for text, topics in matched.items() if not topics))
         if chunk.end < head:
             self._wakeup.set()  # more to read: go on at once
 

@@ -304,6 +304,52 @@ def test_a_client_that_falls_too_far_behind_gets_an_overflow_with_its_resume_cur
     assert event_ids(resumed) == stored_order("t.a")
 
 
+class CountingWaker(ThreadWaker):
+    def __init__(self):
+        super().__init__()
+        self.wakes = 0
+
+    def wake(self) -> None:
+        self.wakes += 1
+        super().wake()
+
+
+@pytest.mark.django_db
+def test_new_events_wake_only_the_streams_whose_pattern_they_match(store):
+    hub = new_hub()
+    wakers = {pattern: CountingWaker() for pattern in ("t.a", "t.*", "t.b", "other.>")}
+    for pattern, waker in wakers.items():
+        hub.subscribe(waker, parse_stream_filters({"topic": pattern}))
+    hub.subscribe(filtered := CountingWaker(), parse_stream_filters({"topic": "t.b", "source": "svc"}))
+
+    store(events(2, "t.a"))
+    hub.advance()
+    store(events(1, "t.a") + events(1, "t.b"))
+    hub.advance()
+
+    assert {pattern: waker.wakes for pattern, waker in wakers.items()} == {"t.a": 2, "t.*": 2, "t.b": 1, "other.>": 0}
+    assert filtered.wakes == 1
+    hub.close_all()  # the server stopping wakes every stream
+    assert wakers["other.>"].wakes == 1
+
+
+@pytest.mark.django_db
+def test_a_stream_that_slept_while_other_topics_passed_its_max_lag_is_not_behind(store):
+    hub = new_hub()
+    session = open_stream(hub, {"topic": "t.a"}, stream_cursor.after_commit(0), heartbeat=0.0, max_lag=3)
+    assert session.next_step().startswith(b"retry:")
+    assert session.next_step() == b": keep-alive\n\n"  # up to date
+    store(events(5, "t.b"), events(5, "t.b"))  # 10 events, none for this stream: it is not woken
+    hub.advance()
+
+    heartbeat = session.next_step()  # what its heartbeat sends
+
+    assert heartbeat == f": keep-alive\nid: {commit_log.head()}\n\n".encode()  # not an overflow
+    store(events(2, "t.a"))
+    hub.advance()
+    assert event_ids(messages([session.next_step()])) == stored_order("t.a")
+
+
 @pytest.mark.django_db
 def test_streams_end_with_their_position_when_the_server_stops(store):
     hub = new_hub()

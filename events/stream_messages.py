@@ -118,42 +118,74 @@ def read_messages(commits: Iterable[Commit], topics: Iterable[str]) -> tuple[byt
     What a stream whose only filter is its topic pattern sends: the database
     joins the messages, so Python handles one value per read, not one per event.
     """
-    selected = _select(commits, topics)
-    if selected is None:
+    matching = _matching(commits, topics)
+    if matching is None:
         return b"", 0
-    sql, params = selected
+    condition, params = matching
     if connection.vendor == "postgresql":
-        joined = "string_agg(message, ''::bytea ORDER BY position, timestamp_us, pk)"
+        sql = (
+            "SELECT string_agg(message, ''::bytea ORDER BY position, timestamp_us, pk), count(*)"
+            f" FROM ({_items_query(_POSTGRESQL, condition)}) AS events"
+        )
     else:
-        # SQLite joins in the order the ordered subquery yields its rows.
-        joined = "CAST(group_concat(CAST(message AS TEXT), '') AS BLOB)"
-        sql = f"SELECT message FROM ({sql}) AS ordered ORDER BY position, timestamp_us, pk"
+        # SQLite joins in the order its input yields rows. Only the keys are
+        # sorted, and each message is built from its row in that order:
+        # sorting the built messages cost a fifth of the read more.
+        keys = (
+            f"SELECT stored.position AS position, {_SQLITE.timestamp_us} AS timestamp_us, event.id AS pk"
+            f" {_from()} WHERE {condition} ORDER BY position, timestamp_us, pk"
+        )
+        sql = (
+            f"SELECT CAST(group_concat({_message(_SQLITE.data)}, '') AS BLOB), count(*)"
+            f" FROM ({keys}) AS ordered JOIN {_table(Event)} AS event ON event.id = ordered.pk"
+        )
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {joined}, count(*) FROM ({sql}) AS events", params)
+        cursor.execute(sql, params)
         messages, count = cursor.fetchone()
     return bytes(messages or b""), count
 
 
 def _select(commits: Iterable[Commit], topics: Iterable[str]) -> tuple[str, list] | None:
     """A query of StreamItem's columns for the events `commits` stored under `topics`; None if none can match."""
+    matching = _matching(commits, topics)
+    if matching is None:
+        return None
+    condition, params = matching
+    return _items_query(_POSTGRESQL if connection.vendor == "postgresql" else _SQLITE, condition), params
+
+
+def _matching(commits: Iterable[Commit], topics: Iterable[str]) -> tuple[str, list] | None:
+    """The condition on _from()'s rows for the events `commits` stored under `topics`; None if none can match."""
     topics = set(topics)
     # Only the commits that stored any of the topics (each commit lists its topics).
     commit_ids = [commit.id for commit in commits if not topics.isdisjoint(commit.topics)]
     if not commit_ids:
         return None
-    dialect = _POSTGRESQL if connection.vendor == "postgresql" else _SQLITE
-    cursor_text = "position || '-' || timestamp_us || '-' || pk"
-    message = dialect.to_bytes.format(f"'id: ' || {cursor_text} || '\nevent: event\ndata: ' || data || '\n\n'")
-    sql = (
-        f"SELECT position, timestamp_us, pk, {message} AS message, topic, source, payload_text FROM ("
-        f"SELECT stored.position AS position, {dialect.timestamp_us} AS timestamp_us, event.id AS pk,"
-        f" {dialect.data} AS data, topic, source, {dialect.payload} AS payload_text"
-        f" FROM {_table(Event)} AS event JOIN {_table(StoreCommit)} AS stored ON stored.id = event.store_commit_id"
-        f" WHERE event.store_commit_id IN ({', '.join(['%s'] * len(commit_ids))})"
+    condition = (
+        f"event.store_commit_id IN ({', '.join(['%s'] * len(commit_ids))})"
         f" AND event.topic IN ({', '.join(['%s'] * len(topics))})"
+    )
+    return condition, [*commit_ids, *topics]
+
+
+def _items_query(dialect: _Dialect, condition: str) -> str:
+    return (
+        f"SELECT position, timestamp_us, pk, {dialect.to_bytes.format(_message('data'))} AS message,"
+        " topic, source, payload_text FROM ("
+        f"SELECT stored.position AS position, {dialect.timestamp_us} AS timestamp_us, event.id AS pk,"
+        f" {dialect.data} AS data, topic, source, {dialect.payload} AS payload_text {_from()} WHERE {condition}"
         ") AS events"
     )
-    return sql, [*commit_ids, *topics]
+
+
+def _message(data: str) -> str:
+    """The SSE message (text) of a row with the columns position, timestamp_us and pk (its cursor), and `data`."""
+    cursor_text = "position || '-' || timestamp_us || '-' || pk"
+    return f"'id: ' || {cursor_text} || '\nevent: event\ndata: ' || {data} || '\n\n'"
+
+
+def _from() -> str:
+    return f"FROM {_table(Event)} AS event JOIN {_table(StoreCommit)} AS stored ON stored.id = event.store_commit_id"
 
 
 def _table(model) -> str:

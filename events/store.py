@@ -149,21 +149,28 @@ def _store_next_batch(max_events: int) -> StoredBatch | None:
     # Where consumers side by side lock the rows they take (PostgreSQL), the
     # claim is part of the transaction. Where all writers take turns on one
     # lock (SQLite), the batch is read and decoded before taking it, so the
-    # lock is held for the writes alone; deleting it from the queue inside the
-    # transaction confirms that no other consumer took it meanwhile.
-    claim_in_transaction = connection.features.has_select_for_update_skip_locked
-    claimed = [] if claim_in_transaction else intake.claim(max_events)
+    # lock is held for the writes alone.
+    if connection.features.has_select_for_update_skip_locked:
+        with write_transaction():
+            claimed = intake.claim(max_events)
+            return _store(claimed, claimed_rows(claimed))
+    claimed = intake.claim(max_events)
+    if not claimed:
+        return None
     rows = claimed_rows(claimed)
     with write_transaction():
         use_consumer_cache()  # per batch: the connection may have been replaced since the last
-        if claim_in_transaction:
-            claimed = intake.claim(max_events)
-            rows = claimed_rows(claimed)
-        if not claimed:
-            return None
-        if intake.delete([batch.id for batch in claimed]) != len(claimed):
-            raise _TakenMeanwhile
-        processed = store_events(rows)
+        return _store(claimed, rows)
+
+
+def _store(claimed: list[intake.ClaimedBatch], rows: list[StoredRow]) -> StoredBatch | None:
+    """Take the claimed batches off the queue and store their rows; inside the write transaction."""
+    if not claimed:
+        return None
+    # Deleting them confirms that no other consumer took them meanwhile (SQLite).
+    if intake.delete([batch.id for batch in claimed]) != len(claimed):
+        raise _TakenMeanwhile
+    processed = store_events(rows)
     return StoredBatch(
         intake_batches=len(claimed),
         unique=sum(unique for unique, _ in processed.values()),

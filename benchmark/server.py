@@ -132,6 +132,10 @@ class BenchmarkServer:
                 return
         raise RuntimeError("the server never settled: a worker kept booting or busy")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server's live processes have used so far."""
+        return sum(self._cpu_ticks().values()) / os.sysconf("SC_CLK_TCK")
+
     def _leaders(self) -> set[int]:
         return {process.pid for process in self.processes.values()}
 

@@ -11,7 +11,9 @@ On one server as production runs it (fresh database), in this order:
    (20 on the load's own topics, 180 on topics that get nothing), three runs
    with streams each between two without, after one play that is not
    counted. Each run with streams is compared with the mean of the runs on
-   either side of it, and the figure is the mean of those ratios. The store
+   either side of it, and the figure is the mean of those ratios (the same
+   for the server's CPU time per stored event in each run, which this
+   shared machine's noise moves less than the rates). The store
    slows as it grows (each run adds its events) and the first play after a
    pause often runs fast, by more than the streams' effect: a single run
    with streams against one before and one after measured mostly that. Each
@@ -149,7 +151,7 @@ def _event(topic: str) -> dict:
 def _capacity(
     server: BenchmarkServer, config: ServerConfig, load, directory: Path, seed: int, matching_streams: int
 ) -> dict[str, Any]:
-    runs, problems = {}, []
+    runs, cpu, problems = {}, {}, []
 
     def play(label: str, run_seed: int):
         spec = DriverSpec(
@@ -159,7 +161,9 @@ def _capacity(
             event_table=server.event_table(),
             ceiling_database=str(directory / f"ceiling-{label.replace(' ', '-')}.sqlite3"),
         )
+        cpu_before = server.cpu_seconds()
         result = summarise(load, config, run_in_process(spec), [])
+        cpu[label] = round((server.cpu_seconds() - cpu_before) * 1e6 / load.events, 1)
         problems.extend(f"{label}: {problem}" for problem in result["problems"])
         runs[label] = result["end_to_end_events_per_second"]
         return runs[label]
@@ -181,28 +185,42 @@ def _capacity(
     play("warm-up", seed)  # not counted
     without, with_streams = [], []
     for round_ in range(1, CAPACITY_ROUNDS + 1):
-        without.append(play(f"without streams {round_}", seed + 2 * round_ - 1))
-        last = round_ == CAPACITY_ROUNDS
-        rate, idle_with = play_with_streams(f"with streams {round_}", seed + 2 * round_, measure_idle=last)
-        with_streams.append(rate)
+        without.append(f"without streams {round_}")
+        play(without[-1], seed + 2 * round_ - 1)
+        with_streams.append(f"with streams {round_}")
+        _, idle_with = play_with_streams(with_streams[-1], seed + 2 * round_, measure_idle=round_ == CAPACITY_ROUNDS)
     idle_without = _queries_per_second(config)
-    without.append(play(f"without streams {CAPACITY_ROUNDS + 1}", seed + 2 * CAPACITY_ROUNDS + 1))
-    ratios = [
-        100 * rate / statistics.mean(without[index : index + 2]) if rate and all(without[index : index + 2]) else None
-        for index, rate in enumerate(with_streams)
-    ]
+    without.append(f"without streams {CAPACITY_ROUNDS + 1}")
+    play(without[-1], seed + 2 * CAPACITY_ROUNDS + 1)
+    ratios = against_neighbours([runs[label] for label in with_streams], [runs[label] for label in without])
     percent = statistics.mean(ratios) if None not in ratios else None
+    cpu_ratios = against_neighbours([cpu[label] for label in with_streams], [cpu[label] for label in without])
     return {
         "streams": STREAMS,
         "matching_streams": matching_streams,
         "events_per_run": load.events,
         "end_to_end_events_per_second": runs,
+        # Server CPU per stored event during each run: steadier than the rates on a shared machine.
+        "server_cpu_us_per_event": cpu,
+        "cpu_percent_each_round": [round(ratio, 1) if ratio else None for ratio in cpu_ratios],
         "percent_each_round": [round(ratio, 1) if ratio else None for ratio in ratios],
         "percent_with_streams": round(percent, 1) if percent else None,
         "idle_queries_per_second": {"with_streams": idle_with, "without": idle_without},
         "ok": not problems,
         "problems": problems,
     }
+
+
+def against_neighbours(with_streams: list[float | None], without: list[float | None]) -> list[float | None]:
+    """Each run with streams as a percentage of the mean of the runs without on either side of it.
+
+    `without` has one run more than `with_streams`: the runs alternate, starting and ending without.
+    None where a run failed.
+    """
+    return [
+        100 * value / statistics.mean(without[index : index + 2]) if value and all(without[index : index + 2]) else None
+        for index, value in enumerate(with_streams)
+    ]
 
 
 def _unique_by_topic(bodies: list[bytes]) -> Counter[str]:
@@ -261,6 +279,13 @@ def write_tail_report(result: dict[str, Any], write) -> None:
     write(
         f"  with {result['streams']} streams open ({result['matching_streams']} matching): "
         f"{result['percent_with_streams']}% of the runs without on either side (each round: {each})"
+    )
+    cpu = result["server_cpu_us_per_event"]
+    write(
+        "  server CPU per stored event (us): "
+        + ", ".join(f"{label} {value}" for label, value in cpu.items())
+        + f"; with streams, {', '.join(f'{percent}%' for percent in result['cpu_percent_each_round'])}"
+        " of the runs without on either side"
     )
     idle = result["idle_queries_per_second"]
     if idle["with_streams"] is not None:

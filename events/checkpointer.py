@@ -12,48 +12,37 @@ from __future__ import annotations
 import logging
 import threading
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError
 
 from events import db
+from events.web_thread import WebThread
 
 logger = logging.getLogger(__name__)
 
 
 class Checkpointer:
     def __init__(self, name: str = "loggregator-checkpointer"):
-        self.name = name
         self._due = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Stopping also sets _due, so an idle wait ends at once.
+        self._thread = WebThread(name, on_stop=self._due.set)
 
     def request(self) -> None:
         """Checkpoint soon (at once if idle); the thread starts on the first request."""
-        if self._thread is None:
-            self._stopping.clear()
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-            self._thread.start()
+        self._thread.start(self._run)
         self._due.set()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """End the thread after the checkpoint in hand, if any."""
-        thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        self._stopping.set()
-        self._due.set()
-        thread.join(timeout)
+    def stop(self, timeout: float = 30.0) -> bool:
+        """End the thread after the checkpoint in hand, if any; False if it outlived `timeout`."""
+        return self._thread.stop(timeout)
 
-    def _run(self) -> None:
-        try:
-            while True:
-                self._due.wait()
-                if self._stopping.is_set():
-                    return
-                self._due.clear()
-                try:
-                    db.checkpoint()
-                except DatabaseError:
-                    # The next commit past SQLite's own threshold checkpoints instead.
-                    logger.warning("WAL checkpoint failed", exc_info=True)
-        finally:
-            connections.close_all()  # this thread's own connection
+    def _run(self, stop: threading.Event) -> None:
+        while True:
+            self._due.wait()
+            if stop.is_set():
+                return
+            self._due.clear()
+            try:
+                db.checkpoint()
+            except DatabaseError:
+                # The next commit past SQLite's own threshold checkpoints instead.
+                logger.warning("WAL checkpoint failed", exc_info=True)

@@ -1,12 +1,12 @@
 """SQLite's WAL checkpoints run on a thread beside the consumer (events.checkpointer)."""
 
 import threading
-import time
 
 from django.db import DatabaseError
 
 from events import checkpointer
 from events.checkpointer import Checkpointer
+from tests.polling import wait_for
 
 
 def test_requests_are_served_on_a_thread_of_its_own_and_folded_while_one_runs(monkeypatch):
@@ -44,12 +44,8 @@ def test_a_failed_checkpoint_is_logged_and_the_thread_goes_on(monkeypatch, caplo
     monkeypatch.setattr(checkpointer.db, "checkpoint", fails_once)
     worker = Checkpointer()
     worker.request()
-    deadline = time.monotonic() + 10
-    while not attempts and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: attempts, message="the first checkpoint")
     worker.request()
     assert second.wait(10)
-    thread = worker._thread
-    worker.stop()
+    assert worker.stop()  # the thread ended
     assert "WAL checkpoint failed" in caplog.text
-    assert not thread.is_alive()

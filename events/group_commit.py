@@ -49,12 +49,9 @@ class GroupCommit(Generic[Item]):
             if not ticket.done:
                 with self._waiting_lock:
                     group, self._waiting = self._waiting, []
-                self._write_group(group)
+                write_group(self._write, group)
         if not ticket.committed:
             raise ticket.error
-
-    def _write_group(self, group: list[Ticket[Item]]) -> None:
-        write_group(self._write, group)
 
 
 def write_group(write: Callable[[list[Item]], None], group: list[Ticket[Item]]) -> None:

@@ -27,8 +27,7 @@ from django.http.request import split_domain_port, validate_host
 from django.urls import resolve
 from rest_framework.utils.mediatypes import media_type_matches
 
-from events import auth, backpressure, intake, metrics
-from events.metrics_middleware import PUBLISH_PATHS
+from events import auth, backpressure, intake, metrics_middleware
 from events.parsers import MEDIA_TYPE
 from events.validation import parse_events
 from events.views import PublishView
@@ -148,6 +147,4 @@ def _view_name() -> str:
 
 
 def _count(status: int, started: float) -> None:
-    # What events.metrics_middleware records for a request the view serves.
-    metrics.observe_response(_view_name(), status)
-    metrics.observe_publish(PUBLISH_PATHS[PATH], status, time.perf_counter() - started)
+    metrics_middleware.observe(_view_name(), PATH, status, time.perf_counter() - started)

@@ -166,21 +166,20 @@ def _capacity(
         cpu[label] = round((server.cpu_seconds() - cpu_before) * 1e6 / load.events, 1)
         problems.extend(f"{label}: {problem}" for problem in result["problems"])
         runs[label] = result["end_to_end_events_per_second"]
-        return runs[label]
 
-    def play_with_streams(label: str, run_seed: int, *, measure_idle: bool) -> tuple[float, float | None]:
-        """The run's rate, and (if asked) the database's queries/s afterwards with its streams still open."""
+    def play_with_streams(label: str, run_seed: int, *, measure_idle: bool) -> float | None:
+        """play() with the streams open; and (if asked) the database's queries/s afterwards, streams still open."""
         plan = build_plan(load, seed=run_seed)
         unique_by_topic = _unique_by_topic(plan.bodies)
         matching = [plan.topics[n % len(plan.topics)] for n in range(matching_streams)]
         patterns = matching + [f"tail.idle.n{n}" for n in range(STREAMS - matching_streams)]
         expected = [unique_by_topic[topic] for topic in matching]
         with StreamHolder(server.url, patterns) as holder:
-            rate = play(label, run_seed)
+            play(label, run_seed)
             counts = _wait(lambda: (c := holder.counts())[:matching_streams] >= expected and c, "the streams")
             if counts[:matching_streams] != expected or any(counts[matching_streams:]):
                 problems.append(f"{label}: the streams did not receive exactly their topics' events")
-            return rate, _queries_per_second(config) if measure_idle else None
+            return _queries_per_second(config) if measure_idle else None
 
     play("warm-up", seed)  # not counted
     without, with_streams = [], []
@@ -188,7 +187,7 @@ def _capacity(
         without.append(f"without streams {round_}")
         play(without[-1], seed + 2 * round_ - 1)
         with_streams.append(f"with streams {round_}")
-        _, idle_with = play_with_streams(with_streams[-1], seed + 2 * round_, measure_idle=round_ == CAPACITY_ROUNDS)
+        idle_with = play_with_streams(with_streams[-1], seed + 2 * round_, measure_idle=round_ == CAPACITY_ROUNDS)
     idle_without = _queries_per_second(config)
     without.append(f"without streams {CAPACITY_ROUNDS + 1}")
     play(without[-1], seed + 2 * CAPACITY_ROUNDS + 1)

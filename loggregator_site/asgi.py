@@ -3,10 +3,11 @@
 Live streams (/events/stream) run on the event loop under Django's ASGI
 handler: an open stream holds no thread, so one process keeps many open.
 Small valid publishes are answered on the event loop too
-(events.publish_fast_path). Every other request goes to the WSGI application (loggregator_site.wsgi,
-which also starts the in-process consumer) in a fixed pool of threads
-(loggregator_site.threaded_wsgi), as under gunicorn's gthread worker: each
-thread keeps its database connection and concurrent publishes share commits.
+(events.publish_fast_path). Every other request goes to the WSGI application
+(loggregator_site.wsgi, which also starts the in-process consumer) in a fixed
+pool of threads (loggregator_site.threaded_wsgi), as under gunicorn's gthread
+worker: each thread keeps its database connection and concurrent publishes
+share commits.
 (Django's own ASGI path would run each sync view in a new thread with a new
 database connection.)
 """

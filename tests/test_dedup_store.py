@@ -168,6 +168,25 @@ def test_counts_stay_exact_in_a_large_batch_of_mostly_duplicates(publish, drain,
 
 
 @pytest.mark.django_db
+def test_the_first_copy_wins_when_its_copy_comes_thousands_of_rows_later(publish, drain, stats):
+    # SQLite inserts a topic's rows up to store.ROWS_PER_INSERT at a time: the copies meet in different statements.
+    batch = events(2500, topic="big")
+    first = batch[0]
+    publish([*batch, {**first, "payload": {"copy": 2}}])
+    consumer = drain()
+    assert (consumer.unique, consumer.duplicates) == (2500, 1)
+    assert Event.objects.get(event_id=first["event_id"]).payload == first["payload"]
+    assert stats()["duplicate_dropped"] == 1
+
+
+def test_a_topic_is_inserted_in_full_statements_then_powers_of_two():
+    assert store.insert_sizes(0) == []
+    assert store.insert_sizes(1) == [1]
+    assert store.insert_sizes(store.ROWS_PER_INSERT) == [store.ROWS_PER_INSERT]
+    assert store.insert_sizes(2 * store.ROWS_PER_INSERT + 452) == [store.ROWS_PER_INSERT] * 2 + [256, 128, 64, 4]
+
+
+@pytest.mark.django_db
 def test_events_with_one_timestamp_keep_the_order_they_were_published_in(publish, drain, api):
     # Event ids in descending order, so that key order and publish order differ.
     event_ids = sorted((str(uuid.uuid4()) for _ in range(20)), reverse=True)

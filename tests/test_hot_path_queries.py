@@ -19,7 +19,10 @@ from tests.factories import event, events
 
 @contextmanager
 def statements():
-    """The statements sent, in order: through Django's cursors, and past them (the events inserts).
+    """The statements sent, in order: through Django's cursors, and the events inserts that go around them.
+
+    Those use the driver itself: a plain psycopg cursor on PostgreSQL, the
+    sqlite3 connection on SQLite (seen through its trace callback).
 
     An executemany() is one statement sent many times ("N times: ...").
     """
@@ -99,9 +102,9 @@ def test_storing_a_batch_is_a_fixed_few_statements_whatever_its_size(publish, si
     # SQLite reads before taking its write lock, and the removal confirms the
     # claim. SQLite inserts per topic, so the row count tells each topic's new
     # rows, up to 1024 rows a statement (the rest in powers of two); PostgreSQL
-    # in one statement. The store commit (for the
-    # live tail) draws its id first and is written last, on PostgreSQL under
-    # the position lock, with the NOTIFY for streams.
+    # in one statement. The store commit (for the live tail) draws its id first
+    # and is written last, on PostgreSQL under the position lock, with the
+    # NOTIFY for streams.
     claim = ["SELECT id, event_count", "SELECT id, body"]
     if connection.vendor == "postgresql":
         before, within = [], claim

@@ -109,8 +109,12 @@ def test_each_message_is_the_stored_event_as_msgspec_writes_it_from_the_buffer_a
     hub = new_hub()
     start = stream_cursor.after_commit(0)
     buffered = open_stream(hub, {"topic": "t.odd"}, start)
+    odd_source = 's\u00e9 "q" \\ \n\t\u0001 \u2028'
+    # With a filter beyond the pattern, a stream gets the events one by one (read_items), not joined.
+    sources = (odd_source, "svc-a")
+    filtered = {source: open_stream(hub, {"topic": "t.odd", "source": source}, start) for source in sources}
     tricky = [
-        event("t.odd", timestamp="2026-03-04T05:06:07.000001+02:00", source='s\u00e9 "q" \\ \n\t\u0001 \u2028'),
+        event("t.odd", timestamp="2026-03-04T05:06:07.000001+02:00", source=odd_source),
         event("t.odd", timestamp="1969-12-31T23:59:58.5Z", payload={"k": ["\u00e9", 1.5, None, {"x": "\u0007"}]}),
         event("t.odd", timestamp="2026-01-01T00:00:00Z", payload={}),
     ]
@@ -144,6 +148,11 @@ def test_each_message_is_the_stored_event_as_msgspec_writes_it_from_the_buffer_a
     assert len(expected) == 3
     assert sent(buffered) == expected
     assert sent(open_stream(hub, {"topic": "t.odd"}, start)) == expected  # catching up from the store
+    for source in sources:
+        expected_from_source = [message for message, row in zip(expected, rows) if row[2] == source]
+        assert expected_from_source
+        assert sent(filtered[source]) == expected_from_source
+        assert sent(open_stream(hub, {"topic": "t.odd", "source": source}, start)) == expected_from_source
 
 
 @pytest.mark.django_db

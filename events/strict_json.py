@@ -9,6 +9,7 @@ nesting. check() refuses those, with the item and field where they are.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from itertools import chain, compress, repeat
 from operator import is_
 
@@ -35,30 +36,36 @@ class NotStrict(ValueError):
         self.field = field
 
 
-def check(body: bytes, *, batch: bool) -> None:
+def check(body: bytes, payloads: Sequence[msgspec.Raw], *, batch: bool, fields_per_item: int) -> None:
     r"""Refuse what the typed decode lets through.
 
     That is: duplicate keys, integers beyond 64 bits, floats beyond double
     range, invalid UTF-8 in payload strings, too deep nesting.
 
-    The payload is kept as raw JSON, so the body is decoded once more here.
-    Fast path: walk the decoded body for depth and integer range while counting
-    the keys it kept, and count the keys in the text: with whitespace removed,
-    every `":` ends a key unless the body has a `\"` followed by `:` (a quote
-    inside a string). Equal counts mean no object had a duplicate key. Bodies
-    that fail any of this are checked item by item with the exact (slower)
-    parser, which names the item and field.
+    The typed decode has read each item's own fields and kept its `payloads`
+    as raw JSON; every item holds exactly `fields_per_item` fields it knows.
+    Fast path: decode the payloads again, as one array, and walk them for depth
+    and integer range while counting the keys they kept; then count the keys in
+    the whole body's text. If the body holds the items' own fields and the
+    payloads' keys and no more, no object had a duplicate key and no item a
+    field the typed decode skipped unchecked.
+    Bodies that fail any of this are checked item by item with the exact
+    (slower) parser, which names the item and field.
     """
     try:
-        document = _value_decoder.decode(body)
+        decoded = _value_decoder.decode(b"[" + b",".join(payloads) + b"]")
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         pass  # located below
     else:
-        problem, keys = _value_problem(document, MAX_PAYLOAD_DEPTH + (2 if batch else 1))
-        if problem is None:
-            text = msgspec.json.format(body, indent=-1)
-            if b'\\":' not in text and text.count(b'":') == keys:
-                return
+        # The array adds a level above the payloads.
+        problem, keys = _value_problem(decoded, MAX_PAYLOAD_DEPTH + 1)
+        if problem is None and _key_count(body) == keys + fields_per_item * len(payloads):
+            return
+    check_each_item(body, batch=batch)
+
+
+def check_each_item(body: bytes, *, batch: bool) -> None:
+    """The exact check: each item decoded on its own, duplicate keys found by the parser itself."""
     items = _items_decoder.decode(body) if batch else [body]
     for index, item in enumerate(items):
         try:
@@ -66,6 +73,21 @@ def check(body: bytes, *, batch: bool) -> None:
         except NotStrict as exc:
             exc.item = index if batch else None
             raise
+
+
+def _key_count(body: bytes) -> int | None:
+    r"""How many object keys the JSON text `body` holds, or None if this cannot count them.
+
+    Every `":` ends a key unless the text has a `\"` followed by `:` (a quote
+    inside a string). Whitespace may come between a key and its colon: when
+    some quote is followed by whitespace, count in the text with it removed.
+    """
+    if any(quote_space in body for quote_space in _QUOTE_SPACES):
+        body = msgspec.json.format(body, indent=-1)
+    return None if b'\\":' in body else body.count(b'":')
+
+
+_QUOTE_SPACES = (b'" ', b'"\n', b'"\t', b'"\r')
 
 
 class _DuplicateKey(Exception):

@@ -74,6 +74,9 @@ class PublishedEvent(msgspec.Struct, gc=False):
 
 
 _decoder = msgspec.json.Decoder(list[PublishedEvent] | PublishedEvent)
+# No field has a default, so each decoded item holds every field, and the
+# strict pass counts on exactly this many keys of each item being known.
+_FIELDS_PER_EVENT = len(PublishedEvent.__struct_fields__)
 
 
 class InvalidEvents(Exception):
@@ -130,7 +133,7 @@ def parse_events(body: bytes, *, max_events: int) -> list[PublishedEvent]:
         if event.timestamp.tzinfo is not None:
             _to_naive_utc(event, item=item)
     try:
-        strict_json.check(body, batch=in_batch)
+        strict_json.check(body, [event.payload for event in events], batch=in_batch, fields_per_item=_FIELDS_PER_EVENT)
     except strict_json.NotStrict as exc:
         raise InvalidEvents(exc.message, item=exc.item, field=exc.field) from None
     return events

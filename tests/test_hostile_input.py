@@ -106,6 +106,23 @@ def test_an_unknown_top_level_field_with_a_huge_integer_is_refused(api):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("batch", [False, True])
+def test_an_unknown_top_level_field_is_ignored_and_checked_like_the_rest(api, batch):
+    def body(extra: str) -> bytes:
+        item = json.dumps(event())[:-1] + f', "extra": {extra}}}'
+        return f"[{json.dumps(event())}, {item}]".encode() if batch else item.encode()
+
+    assert post_raw(api, body('{"k": [1, {"j": 2}], "ok": true}')).status_code == 202
+    IntakeBatch.objects.all().delete()
+    Stats.objects.all().delete()
+    duplicate = post_raw(api, body('{"k": 1, "k": 2}'))
+    assert duplicate.status_code == 400
+    assert "key `k` twice" in duplicate.json()["detail"]
+    assert duplicate.json()["item"] == (1 if batch else None)
+    assert_refused(post_raw(api, body(nested(MAX_PAYLOAD_DEPTH + 1))), item=1 if batch else None)
+
+
+@pytest.mark.django_db
 def test_values_at_the_limits_are_accepted_and_read_back_exactly(api, publish, drain):
     payload = {
         "max": 2**64 - 1,

@@ -29,7 +29,9 @@ def main():
         return validate(args.workload, args.batches, int(os.environ["_VALIDATE_BATCHES"]))
     counts = [instructions(args, validated) for validated in (0, args.batches)]
     per_batch = (counts[1] - counts[0]) / args.batches
-    print(f"{args.workload}: {per_batch / 1e6:,.1f} million instructions to validate one batch ({args.batches} batches)")
+    print(
+        f"{args.workload}: {per_batch / 1e6:,.1f} million instructions to validate one batch ({args.batches} batches)"
+    )
 
 
 def instructions(args, validated: int) -> int:

@@ -48,9 +48,9 @@ def check(body: bytes, payloads: Sequence[msgspec.Raw], *, batch: bool, fields_p
     and integer range while counting the keys they kept; then count the keys in
     the whole body's text. If the body holds the items' own fields and the
     payloads' keys and no more, no object had a duplicate key and no item a
-    field the typed decode skipped unchecked.
-    Bodies that fail any of this are checked item by item with the exact
-    (slower) parser, which names the item and field.
+    field the typed decode skipped unchecked. Bodies that fail any of this
+    are checked item by item with the exact (slower) parser, which names the
+    item and field.
     """
     try:
         decoded = _value_decoder.decode(b"[" + b",".join(payloads) + b"]")

@@ -30,7 +30,7 @@ from events.models import Event
 # An intake.EventRow and the id of the intake batch it was accepted in.
 StoredRow = tuple[str, str, str, str, str, int]
 
-# Rows per INSERT on SQLite (7 parameters each; see insert_sizes).
+# Rows per INSERT on SQLite (6 parameters each, and the commit id once; see insert_sizes).
 ROWS_PER_INSERT = 1024
 
 

@@ -55,6 +55,19 @@ def gunicorn(application: str, *, port: int, workers: int, threads: int | None =
     return command if threads is None else [*command, "--threads", str(threads)]
 
 
+# The live streams' own server runs below the write path's CPU priority: its
+# work can wait, the consumer's cannot (README, "A stream process").
+STREAM_PROCESS_NICENESS = 10
+
+
+def stream_server(*, port: int) -> list[str]:
+    """The stream process as docker/entrypoint.sh runs it: one worker, at a lower CPU priority.
+
+    Give it LOGGREGATOR_INPROCESS_CONSUMER=false: the consumers run elsewhere.
+    """
+    return ["nice", "-n", str(STREAM_PROCESS_NICENESS), *gunicorn("loggregator_site.asgi", port=port, workers=1)]
+
+
 def spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
     """Start `args` in a session of its own, its output in `log_path`."""
     with open(log_path, "wb") as log:

@@ -22,7 +22,17 @@ import pytest
 import requests
 from django.conf import settings
 
-from harness.processes import PROJECT_DIR, ManagedProcess, answers, free_port, gunicorn, manage, migrate, service_env
+from harness.processes import (
+    PROJECT_DIR,
+    ManagedProcess,
+    answers,
+    free_port,
+    gunicorn,
+    manage,
+    migrate,
+    service_env,
+    stream_server,
+)
 from tests.polling import wait_for
 
 __all__ = [
@@ -32,6 +42,7 @@ __all__ = [
     "ManagedProcess",
     "Processes",
     "ServiceDatabase",
+    "StreamProcess",
     "free_port",
     "service_env",
 ]
@@ -179,8 +190,11 @@ class AggregatorServer(ManagedProcess):
         self.url = f"http://127.0.0.1:{self.port}"
         self.session = requests.Session()
 
+    def command(self) -> list[str]:
+        return gunicorn("loggregator_site.asgi", port=self.port, workers=self.workers)
+
     def start(self) -> None:
-        self.spawn(gunicorn("loggregator_site.asgi", port=self.port, workers=self.workers))
+        self.spawn(self.command())
         try:
             wait_for(self._ready, message=f"{self.name} to answer on {self.url}")
         except BaseException:
@@ -214,6 +228,23 @@ class AggregatorServer(ManagedProcess):
             return stats if done else None
 
         return wait_for(processed, message=f"{self.url} to process its queue")
+
+
+class StreamProcess(AggregatorServer):
+    """The stream process (harness.processes.stream_server) beside a server: its live streams, no consumer."""
+
+    def __init__(self, data_dir: Path, *, database_url: str, **settings: str):
+        super().__init__(
+            data_dir,
+            database_url=database_url,
+            workers=1,
+            name="streams",
+            LOGGREGATOR_INPROCESS_CONSUMER="false",
+            **settings,
+        )
+
+    def command(self) -> list[str]:
+        return stream_server(port=self.port)
 
 
 class ConsumerProcess(ManagedProcess):

@@ -6,6 +6,7 @@ publisher's stream reader, the way the tail_events command does.
 """
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -14,10 +15,11 @@ import pytest
 import requests
 
 from events import stream_cursor
+from harness.processes import STREAM_PROCESS_NICENESS
 from publisher.stream_reader import Comment, EventStreamReader, Message
 from tests.factories import events
 from tests.polling import wait_for
-from tests.servers import AggregatorServer, ManagedProcess
+from tests.servers import AggregatorServer, ManagedProcess, StreamProcess
 
 
 class StreamRecorder:
@@ -175,6 +177,38 @@ def test_sigterm_with_streams_open_ends_them_cleanly_and_the_server_exits(tmp_pa
     log = server.log()
     assert "SIGKILL" not in log and "WORKER TIMEOUT" not in log  # no worker had to be killed
     assert "In-process consumer stopped" in log
+
+
+@pytest.mark.slow
+def test_a_stream_process_streams_what_the_web_server_stores_and_stops_cleanly(tmp_path, server):
+    streams = StreamProcess(tmp_path, database_url=server.database_url, GUNICORN_GRACEFUL_TIMEOUT="20")
+    streams.start()
+    try:
+        # Below our CPU priority, its worker included: the write path's processes come first.
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        for pid in [streams.process.pid, *_children(streams.process.pid)]:
+            assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, ours + STREAM_PROCESS_NICENESS)
+        recorder = StreamRecorder(streams.url, {"topic": "t.a"}, reconnect=False)
+        published = events(200, "t.a")
+        assert server.publish(published + events(20, "t.b")).status_code == 202
+        for event in published[:10]:  # duplicates, single
+            assert server.publish(event).status_code == 202
+
+        streamed = recorder.wait_for_events(200)
+        server.wait_until_processed(received=230)
+        assert streams.stats()["unique_processed"] == 220  # the same store, seen from the stream process
+    finally:
+        assert streams.stop(signal.SIGTERM) == 0
+    assert recorder.ended.wait(30)
+    assert recorder.error is None
+    assert "the server is stopping" in recorder.comments
+    assert sorted(streamed) == sorted(ids_of(published))
+    assert "In-process consumer started" not in streams.log()  # the web server's consumer stores the events
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(child) for child in children.read().split()]
 
 
 @pytest.mark.slow

@@ -2,9 +2,10 @@
 # The whole Docker check, for real, on this machine:
 #   start an engine of our own if none answers (docker/start-dockerd.sh),
 #   make the stand-in base image if the base tag is missing,
-#   build the app image, start web + consumer, wait until both are healthy,
+#   build the app image, start web + consumer + streams, wait until all are healthy,
 #   publish a round with the publisher service (publish_events --verify:
-#   it checks the counters grew by exactly what it sent), check /stats adds up, restart the stack and check the
+#   it checks the counters grew by exactly what it sent), check /stats adds up, read every stored event once
+#   from the streams service's live tail, restart the stack and check the
 #   counts survived on the volume and that SIGTERM stopped every process
 #   cleanly, check the logs hold no error, then remove the stack and its
 #   volume.
@@ -41,6 +42,7 @@ buildlog=$(mktemp)
 cat >"$envfile" <<EOF
 DEBUG=false
 LOGGREGATOR_PORT=127.0.0.1:
+LOGGREGATOR_STREAM_PORT=127.0.0.1:
 LOGGREGATOR_IMAGE=loggregator:check
 LOGGREGATOR_INPROCESS_CONSUMER=false
 EOF
@@ -83,15 +85,18 @@ nice -n 10 "$COMPOSE" --project-directory "$here" -f "$here/compose.yaml" \
     -p "$PROJECT" --env-file "$envfile" --progress plain build web >"$buildlog" 2>&1 \
     || { tail -40 "$buildlog" >&2; fail "image build"; }
 
-log "starting web and consumer, waiting until healthy"
-compose up -d --wait --wait-timeout 180 web consumer || fail "stack did not become healthy"
+log "starting web, consumer and streams, waiting until healthy"
+compose up -d --wait --wait-timeout 180 web consumer streams || fail "stack did not become healthy"
 url=http://$(compose port web 8000)
-log "web is healthy at $url"
+stream_url=http://$(compose port streams 8000)
+log "web is healthy at $url, streams at $stream_url"
 
 uid=$(compose exec -T web id -u)
 [ "$uid" != 0 ] || fail "web runs as root"
-uid=$(compose exec -T consumer id -u)
-[ "$uid" != 0 ] || fail "consumer runs as root"
+for service in consumer streams; do
+    uid=$(compose exec -T "$service" id -u)
+    [ "$uid" != 0 ] || fail "$service runs as root"
+done
 log "processes run as uid $uid, not root"
 
 before=$(stats)
@@ -122,14 +127,34 @@ log "/stats: $drained"
 [ "$received" = "$EVENTS" ] || fail "received $received, the publisher sent $EVENTS"
 log "counts add up: received $received = unique $unique + duplicates $dups, queued 0"
 
+log "reading the store from the start on the streams service's live tail"
+# Every stored event once: a stream from position 0, ended once it has them all (or after 60 s).
+streamed=$(python3 - "$stream_url" "$unique" <<'EOF'
+import json, sys, time, urllib.request
+url, expected = sys.argv[1], int(sys.argv[2])
+deadline = time.monotonic() + 60
+keys = []
+with urllib.request.urlopen(f"{url}/events/stream?topic=%3E&after=0", timeout=30) as response:
+    for line in response:
+        if line.startswith(b"data: "):
+            event = json.loads(line[len(b"data: "):])
+            keys.append((event["topic"], event["event_id"]))
+        if len(keys) >= expected or time.monotonic() > deadline:
+            break
+print(f"{len(keys)} {len(set(keys))}")
+EOF
+)
+[ "$streamed" = "$unique $unique" ] || fail "the stream sent (events, distinct) = $streamed; $unique are stored"
+log "the streams service sent each of the $unique stored events once"
+
 log "stopping the stack (SIGTERM) and starting it again on the same volume"
-compose stop --timeout 45 web consumer >/dev/null || fail "compose stop"
-for service in web consumer; do
+compose stop --timeout 45 web consumer streams >/dev/null || fail "compose stop"
+for service in web consumer streams; do
     code=$(docker inspect --format '{{.State.ExitCode}}' "$(compose ps -a -q "$service")")
     [ "$code" = 0 ] || fail "$service exited with $code on SIGTERM (137 means it was killed)"
 done
-log "web and consumer exited 0 on SIGTERM"
-compose up -d --wait --wait-timeout 180 web consumer || fail "stack did not come back healthy"
+log "web, consumer and streams exited 0 on SIGTERM"
+compose up -d --wait --wait-timeout 180 web consumer streams || fail "stack did not come back healthy"
 url=http://$(compose port web 8000)
 again=$(stats)
 for key in received unique_processed duplicate_dropped; do
@@ -139,7 +164,7 @@ done
 log "counts survived the restart on the named volume"
 
 # Nothing went wrong on the way (both runs), even where no request failed.
-if compose logs --no-color web consumer | grep -E 'Traceback|\[ERROR\]| ERROR ' >&2; then
-    fail "errors in the logs of web or consumer (above)"
+if compose logs --no-color web consumer streams | grep -E 'Traceback|\[ERROR\]| ERROR ' >&2; then
+    fail "errors in the logs of web, consumer or streams (above)"
 fi
 log "no errors in the logs"

@@ -20,7 +20,17 @@ from pathlib import Path
 import requests
 
 from benchmark import ceiling
-from harness.processes import answers, free_port, gunicorn, manage, migrate, service_env, spawn
+from harness.processes import (
+    STREAM_PROCESS_NICENESS,
+    answers,
+    free_port,
+    gunicorn,
+    manage,
+    migrate,
+    service_env,
+    spawn,
+    stream_server,
+)
 
 READY_DEADLINE = 60.0
 STOP_DEADLINE = 60.0
@@ -45,6 +55,9 @@ class ServerConfig:
     # "asgi": the production server (uvicorn workers, loggregator_site.asgi);
     # "wsgi": gunicorn's gthread worker on loggregator_site.wsgi, to compare.
     server: str = "asgi"
+    # True: the live streams are served by a stream process of their own
+    # (harness.processes.stream_server), as Docker Compose runs them.
+    stream_process: bool = False
 
     @property
     def mode(self) -> str:
@@ -53,6 +66,8 @@ class ServerConfig:
             processes = f"{processes}, {self.consumers} run_consumer process(es)"
         else:
             processes = f"{processes}, in-process consumer threads"
+        if self.stream_process:
+            processes = f"{processes}, a stream process (1 worker, nice {STREAM_PROCESS_NICENESS})"
         return f"{processes}, on {'PostgreSQL' if self.postgres_url else 'SQLite'}"
 
 
@@ -69,6 +84,9 @@ class BenchmarkServer:
         self.database = directory / "loggregator.sqlite3"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Where live streams open: the stream process, if there is one.
+        self.stream_port = free_port() if config.stream_process else self.port
+        self.stream_url = f"http://127.0.0.1:{self.stream_port}"
         self.env = self._env()
         self.processes: dict[str, subprocess.Popen] = {}
 
@@ -86,6 +104,8 @@ class BenchmarkServer:
     def start(self) -> None:
         migrate(self.env)
         self._spawn("gunicorn", self._gunicorn(f"loggregator_site.{self.config.server}"))
+        if self.config.stream_process:
+            self._spawn("streams", stream_server(port=self.stream_port), LOGGREGATOR_INPROCESS_CONSUMER="false")
         for number in range(1, self.config.consumers + 1):
             self._spawn(f"run_consumer-{number}", manage("run_consumer"))
         self._wait_until_ready()
@@ -96,8 +116,8 @@ class BenchmarkServer:
         # --server wsgi: the WSGI applications under gunicorn's own threaded worker, to compare with the default.
         return [*command, "--worker-class", "gthread"] if self.config.server == "wsgi" else command
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        self.processes[name] = spawn(args, self.env, self.directory / f"{name}.log")
+    def _spawn(self, name: str, args: list[str], **settings: str) -> None:
+        self.processes[name] = spawn(args, {**self.env, **settings}, self.directory / f"{name}.log")
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + READY_DEADLINE
@@ -106,7 +126,7 @@ class BenchmarkServer:
                 for name, process in self.processes.items():
                     if process.poll() is not None:
                         raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log(name)}")
-                if answers(session, self.url):
+                if answers(session, self.url) and answers(session, self.stream_url):
                     return
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"gunicorn did not answer on {self.url}:\n{self.log('gunicorn')}")
@@ -128,7 +148,7 @@ class BenchmarkServer:
             busy = sum(now.values()) - sum(ticks.get(pid, 0) for pid in now)
             workers = len([pid for pid in now if pid not in self._leaders()])
             ticks = now
-            if workers >= self.config.workers and busy <= SETTLE_MAX_TICKS:
+            if workers >= self.config.workers + self.config.stream_process and busy <= SETTLE_MAX_TICKS:
                 return
         raise RuntimeError("the server never settled: a worker kept booting or busy")
 

@@ -1,6 +1,9 @@
 """The `tail` workload: how fast stored events reach live streams, and what open streams cost.
 
-On one server as production runs it (fresh database), in this order:
+On one server as production runs it (fresh database): by default with a
+stream process of its own serving the streams, as Docker Compose runs them
+(--streams-on workers: on the gunicorn workers that take the publishes). In
+this order:
 
 1. Latency. Two streams follow probe topics while a batch publisher (batches
    of 500 every 0.1 s, one probe event in each) and a single-event publisher
@@ -70,7 +73,7 @@ def run_tail(
     load = replace(FULL["batch5000"], events=events or (20_000 if quick else 100_000))
     try:
         with fresh_database(config) as config, BenchmarkServer(directory, config) as server:
-            latency = _latency(server.url, seconds=5.0 if quick else 20.0)
+            latency = _latency(server, seconds=5.0 if quick else 20.0)
             capacity = _capacity(server, config, load, directory, seed, matching)
             return {
                 "workload": "tail",
@@ -86,15 +89,19 @@ def run_tail(
 # --- 1. latency ------------------------------------------------------------------
 
 
-def _latency(url: str, *, seconds: float) -> dict[str, Any]:
+def _latency(server: BenchmarkServer, *, seconds: float) -> dict[str, Any]:
     arrived: dict[str, float] = {}
-    readers = {kind: EventStreamReader(url, {"topic": f"tail.probe.{kind}"}) for kind in ("single", "batch")}
+    readers = {
+        kind: EventStreamReader(server.stream_url, {"topic": f"tail.probe.{kind}"}) for kind in ("single", "batch")
+    }
     for reader in readers.values():
         threading.Thread(target=_record_arrivals, args=(reader, arrived), daemon=True).start()
     _wait(lambda: all(reader.last_id for reader in readers.values()), "the probe streams to open")
     accepted: dict[str, dict[str, float]] = {"single": {}, "batch": {}}
     stop = threading.Event()
-    publishers = [threading.Thread(target=_publish_probes, args=(url, kind, accepted[kind], stop)) for kind in accepted]
+    publishers = [
+        threading.Thread(target=_publish_probes, args=(server.url, kind, accepted[kind], stop)) for kind in accepted
+    ]
     for publisher in publishers:
         publisher.start()
     stop.wait(seconds)
@@ -174,7 +181,7 @@ def _capacity(
         matching = [plan.topics[n % len(plan.topics)] for n in range(matching_streams)]
         patterns = matching + [f"tail.idle.n{n}" for n in range(STREAMS - matching_streams)]
         expected = [unique_by_topic[topic] for topic in matching]
-        with StreamHolder(server.url, patterns) as holder:
+        with StreamHolder(server.stream_url, patterns) as holder:
             play(label, run_seed)
             counts = _wait(lambda: (c := holder.counts())[:matching_streams] >= expected and c, "the streams")
             if counts[:matching_streams] != expected or any(counts[matching_streams:]):

@@ -1,6 +1,7 @@
 import json
 import random
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -77,6 +78,13 @@ class Command(BaseCommand):
             help=f"tail: how many of its {STREAMS} streams follow the load's topics (default: {MATCHING_STREAMS}).",
         )
         parser.add_argument(
+            "--streams-on",
+            choices=("process", "workers"),
+            default="process",
+            help="tail: serve the live streams from a stream process of their own, at a lower CPU priority, "
+            "as Docker Compose runs them (default); or from the gunicorn workers that take the publishes.",
+        )
+        parser.add_argument(
             "--postgres",
             metavar="URL",
             default=None,
@@ -116,6 +124,7 @@ class Command(BaseCommand):
         consumers,
         server,
         tail_matching,
+        streams_on,
         postgres,
         seed,
         keep_dir,
@@ -151,7 +160,13 @@ class Command(BaseCommand):
                     continue
                 if name == TAIL:
                     tails.append(
-                        run_tail(config, quick=quick, seed=workload_seed, events=events, matching=tail_matching)
+                        run_tail(
+                            replace(config, stream_process=streams_on == "process"),
+                            quick=quick,
+                            seed=workload_seed,
+                            events=events,
+                            matching=tail_matching,
+                        )
                     )
                     continue
                 workload = catalogue[name]

@@ -10,9 +10,9 @@ the streams whose pattern matches some of the new events are woken: the
 others sleep until their heartbeat, whatever is stored meanwhile.
 
 Most streams filter by topic pattern alone: for each such pattern the buffer
-holds the messages the database joined (events.stream_messages.read_messages),
-so delivering an event costs no Python per event. Streams with more filters
-read events one by one, to test them.
+holds its events' messages joined (events.stream_messages.read_messages), so
+delivering an event to each such stream costs no Python per event. Streams
+with more filters read events one by one, to test them.
 
 A chunk of the buffer records what it was read for: a stream whose pattern
 came later, whose cursor is older than the buffer, or (for joined messages)

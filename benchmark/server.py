@@ -22,6 +22,7 @@ import requests
 from benchmark import ceiling
 from harness.processes import (
     STREAM_PROCESS_NICENESS,
+    STREAM_PROCESS_SETTINGS,
     answers,
     free_port,
     gunicorn,
@@ -105,7 +106,7 @@ class BenchmarkServer:
         migrate(self.env)
         self._spawn("gunicorn", self._gunicorn(f"loggregator_site.{self.config.server}"))
         if self.config.stream_process:
-            self._spawn("streams", stream_server(port=self.stream_port), LOGGREGATOR_INPROCESS_CONSUMER="false")
+            self._spawn("streams", stream_server(port=self.stream_port), **STREAM_PROCESS_SETTINGS)
         for number in range(1, self.config.consumers + 1):
             self._spawn(f"run_consumer-{number}", manage("run_consumer"))
         self._wait_until_ready()
@@ -121,12 +122,13 @@ class BenchmarkServer:
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + READY_DEADLINE
+        urls = {self.url, self.stream_url}  # one, without a stream process
         with requests.Session() as session:
             while True:
                 for name, process in self.processes.items():
                     if process.poll() is not None:
                         raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log(name)}")
-                if answers(session, self.url) and answers(session, self.stream_url):
+                if all(answers(session, url) for url in urls):
                     return
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"gunicorn did not answer on {self.url}:\n{self.log('gunicorn')}")

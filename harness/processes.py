@@ -58,13 +58,12 @@ def gunicorn(application: str, *, port: int, workers: int, threads: int | None =
 # The live streams' own server runs below the write path's CPU priority: its
 # work can wait, the consumer's cannot (README, "A stream process").
 STREAM_PROCESS_NICENESS = 10
+# Its environment on top of the web server's: the consumers run elsewhere.
+STREAM_PROCESS_SETTINGS = {"LOGGREGATOR_INPROCESS_CONSUMER": "false"}
 
 
 def stream_server(*, port: int) -> list[str]:
-    """The stream process as docker/entrypoint.sh runs it: one worker, at a lower CPU priority.
-
-    Give it LOGGREGATOR_INPROCESS_CONSUMER=false: the consumers run elsewhere.
-    """
+    """The stream process as docker/entrypoint.sh runs it (with STREAM_PROCESS_SETTINGS): one worker, niced."""
     return ["nice", "-n", str(STREAM_PROCESS_NICENESS), *gunicorn("loggregator_site.asgi", port=port, workers=1)]
 
 

@@ -24,6 +24,7 @@ from django.conf import settings
 
 from harness.processes import (
     PROJECT_DIR,
+    STREAM_PROCESS_SETTINGS,
     ManagedProcess,
     answers,
     free_port,
@@ -235,12 +236,7 @@ class StreamProcess(AggregatorServer):
 
     def __init__(self, data_dir: Path, *, database_url: str, **settings: str):
         super().__init__(
-            data_dir,
-            database_url=database_url,
-            workers=1,
-            name="streams",
-            LOGGREGATOR_INPROCESS_CONSUMER="false",
-            **settings,
+            data_dir, database_url=database_url, workers=1, name="streams", **STREAM_PROCESS_SETTINGS, **settings
         )
 
     def command(self) -> list[str]:

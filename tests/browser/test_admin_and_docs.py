@@ -23,6 +23,8 @@ def test_every_admin_page_is_styled_and_loads_without_errors(site, browse, scree
     page.goto("/admin/events/event/")
     page.click("#result_list tbody tr:first-child th a")  # an event's page
     page.wait_for_selector("pre.payload")
+    # Leaving before its scripts and icons arrive would abort them, and count as failed requests.
+    page.wait_for_load_state("networkidle")
     pages = {
         "admin-index": "/admin/",
         "admin-events": "/admin/events/event/",
@@ -45,6 +47,7 @@ def test_every_admin_page_is_styled_and_loads_without_errors(site, browse, scree
 
     # From an event's admin page to the same event, opened in the explorer.
     page.goto(pages["admin-event"])
+    page.wait_for_load_state("networkidle")
     event_id = page.text_content(".field-event_id .readonly")
     page.click("text=Open this event in the explorer")
     page.wait_for_selector("#results .detail pre")

@@ -10,7 +10,7 @@ the streams whose pattern matches some of the new events are woken: the
 others sleep until their heartbeat, whatever is stored meanwhile.
 
 Most streams filter by topic pattern alone: for each such pattern the buffer
-holds its events' messages joined (events.stream_messages.read_messages), so
+holds its events' messages joined (events.stream_messages.read_for_streams), so
 delivering an event to each such stream costs no Python per event. Streams
 with more filters read events one by one, to test them.
 
@@ -35,7 +35,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from events import commit_log, stream_cursor, wakeup
 from events.stream_cursor import Key
 from events.stream_filters import StreamFilters
-from events.stream_messages import StreamItem, read_items, read_messages
+from events.stream_messages import StreamItem, read_for_streams
 
 logger = logging.getLogger(__name__)
 
@@ -280,20 +280,21 @@ class StreamHub:
         topics = {topic for commit in commits for topic in commit.topics}
         matched = {text: pattern.matching(topics) for text, pattern in patterns.items()}
         wanted = set().union(*(matched[text] for text in tested))
-        items = read_items(commits, wanted)
-        self.queries += bool(wanted)
-        messages, size = {}, sum(map(len, items.values()))
-        for text in joined:
-            messages[text], count = self._read_joined(commits, matched[text])
-            size += count
+        read = read_for_streams(commits, wanted, {text: matched[text] for text in joined})
+        self.queries += read.queries
         chunk = Chunk(
-            start=loaded, end=commits[-1].position, covers=frozenset(tested), items=items, messages=messages, size=size
+            start=loaded,
+            end=commits[-1].position,
+            covers=frozenset(tested),
+            items=read.items,
+            messages=read.messages,
+            size=read.size,
         )
         with self._lock:
             self._chunks.append(chunk)
             self._buffered += chunk.size
             for text in self._quiet_after:
-                if messages.get(text, True):  # its events, or read before it was wanted
+                if chunk.messages.get(text, True):  # its events, or read before it was wanted
                     self._quiet_after[text] = chunk.end
             self.head = chunk.end
             # Bounded by events and by chunks: commits nobody wants make empty chunks.
@@ -310,12 +311,6 @@ class StreamHub:
         self._wake_streams(frozenset(text for text, topics in matched.items() if not topics))
         if chunk.end < head:
             self._wakeup.set()  # more to read: go on at once
-
-    def _read_joined(self, commits, topics: list[str]) -> tuple[bytes, int]:
-        if not topics:
-            return b"", 0
-        self.queries += 1
-        return read_messages(commits, topics)
 
 
 _hub: StreamHub | None = None

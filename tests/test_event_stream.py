@@ -243,6 +243,36 @@ def test_streams_read_new_events_from_the_shared_buffer_without_a_query(store, d
 
 
 @pytest.mark.django_db
+def test_streams_of_overlapping_patterns_each_get_their_events_from_one_read(store, django_assert_num_queries):
+    hub = new_hub()
+    start = stream_cursor.after_commit(commit_log.head())
+    selections = {
+        "one topic": ({"topic": "t.a"}, Event.objects.filter(topic="t.a")),
+        "two topics": ({"topic": "t.*"}, Event.objects.filter(topic__in=["t.a", "t.b"])),
+        "two topics, one source": (
+            {"topic": "t.*", "source": "svc-b"},
+            Event.objects.filter(topic__in=["t.a", "t.b"], source="svc-b"),
+        ),
+        "nothing new": ({"topic": "u.*"}, Event.objects.none()),
+    }
+    streams = {name: open_stream(hub, params, start) for name, (params, _) in selections.items()}
+    store(events(2, "t.b") + events(2, "t.a", source="svc-b") + events(1, "v.c"), events(2, "t.b", source="svc-b"))
+
+    # The head, the new commits, then their events: on PostgreSQL one query for
+    # every pattern; on SQLite one per pattern that joins its messages (and
+    # one for the streams that test events one by one).
+    with django_assert_num_queries(3 if connection.vendor == "postgresql" else 5):
+        hub.advance()
+
+    for name, (_, expected) in selections.items():
+        in_stream_order = expected.order_by("store_commit__position", "timestamp", "id")
+        with django_assert_num_queries(0):
+            sent = event_ids(read(streams[name]))
+        assert sent == [str(event_id) for event_id in in_stream_order.values_list("event_id", flat=True)], name
+    assert [len(event_ids(read(open_stream(hub, params, start)))) for params, _ in selections.values()] == [2, 6, 4, 0]
+
+
+@pytest.mark.django_db
 def test_a_cursor_older_than_the_buffer_catches_up_from_the_store(store):
     hub = new_hub(buffer_events=2)
     open_stream(hub, {"topic": "t.a"}, stream_cursor.after_commit(0))

@@ -175,7 +175,7 @@ def read_items(commits: Iterable[Commit], topics: Iterable[str]) -> dict[str, li
         by_topic = defaultdict(list)
         for item in _built_items(_postgresql_rows(condition, params)):
             by_topic[item.topic].append(item)
-        return by_topic
+        return dict(by_topic)
     with connection.cursor() as cursor:
         cursor.execute(f"{_sqlite_items(condition)} ORDER BY topic, position, timestamp_us, pk", params)
         items = map(StreamItem._make, cursor.fetchall())

@@ -221,13 +221,11 @@ def _matching(commits: Iterable[Commit], topics: Iterable[str]) -> tuple[str, li
 
 def _sqlite_items(condition: str) -> str:
     """A query of StreamItem's columns, the message built by SQLite."""
-    cursor_text = "position || '-' || timestamp_us || '-' || pk"
-    message = f"'id: ' || {cursor_text} || '\nevent: event\ndata: ' || data || '\n\n'"
     return (
-        f"SELECT position, timestamp_us, pk, CAST({message} AS BLOB) AS message, topic, source, payload_text FROM ("
+        f"SELECT position, timestamp_us, pk, CAST({_SQLITE_MESSAGE} AS BLOB) AS message, topic, source,"
+        " payload AS payload_text FROM ("
         f"SELECT stored.position AS position, {_SQLITE_TIMESTAMP_US} AS timestamp_us, event.id AS pk,"
-        f" printf('{_SQLITE_DATA_FORMAT}', {_SQLITE_DATA_VALUES}) AS data, topic, source, payload AS payload_text"
-        f" {_from()} WHERE {condition}) AS events"
+        f" topic, event_id, timestamp, source, payload {_from()} WHERE {condition}) AS events"
     )
 
 

@@ -1,9 +1,11 @@
-"""The consumer thread that runs inside each web process by default.
+"""The consumer that each web process runs by default, from a thread of its own.
 
 So that `manage.py runserver` (or gunicorn) alone works end to end. Turn it
 off with LOGGREGATOR_INPROCESS_CONSUMER=false when dedicated `run_consumer`
 processes drain the queue. On SQLite one web process's thread consumes at a
-time and the others stand by (events.db.sole_consumer).
+time and the others stand by (events.db.sole_consumer). The thread consumes
+itself, or (the default) keeps a child process consuming for it
+(events.consumer_process).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from events import wakeup
+from django.conf import settings
+
+from events import consumer_process, wakeup
 from events.consumer import Consumer
 from events.db import sole_consumer
 from events.web_thread import WebThread
@@ -30,7 +34,11 @@ def start_consumer_thread() -> None:
 
 def _run(consumer: Consumer, stop: threading.Event) -> None:
     with sole_consumer(stop) as active:
-        if active:
+        if not active:
+            return
+        if settings.LOGGREGATOR["CONSUMER_CHILD_PROCESS"]:
+            consumer_process.run(stop)
+        else:
             logger.info("In-process consumer active")
             consumer.run(stop)
 

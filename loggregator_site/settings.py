@@ -202,6 +202,9 @@ LOGGREGATOR = {
     # Run a consumer thread inside each web process (off when dedicated
     # `run_consumer` processes drain the queue).
     "INPROCESS_CONSUMER": env_bool("LOGGREGATOR_INPROCESS_CONSUMER", True),
+    # That consumer runs as a child process of the web process (its own
+    # interpreter, so it never waits on the publishes' GIL), or as a thread.
+    "CONSUMER_CHILD_PROCESS": env_bool("LOGGREGATOR_CONSUMER_CHILD_PROCESS", True),
     # Most events one consumer transaction takes from the queue.
     "CONSUMER_BATCH_EVENTS": env_int("LOGGREGATOR_CONSUMER_BATCH_EVENTS", 5_000, minimum=1),
     # SQLite page cache of each consumer's connection, in MiB. Its inserts

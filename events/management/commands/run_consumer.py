@@ -3,6 +3,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from events import consumer_process
 from events.consumer import Consumer
 from loggregator_site import startup_heap
 from loggregator_site.shutdown import stop_on_signals
@@ -29,9 +30,19 @@ class Command(BaseCommand):
             default=config["CONSUMER_POLL_INTERVAL"],
             help="Seconds between looks at an empty queue (default: %(default)s).",
         )
+        parser.add_argument(
+            "--controlled-by-stdin",
+            action="store_true",
+            help=(
+                "Wake at each byte of standard input and stop after the batch in hand when it ends: "
+                "how a web process runs its consumer (events.consumer_process)."
+            ),
+        )
 
-    def handle(self, *args, once, batch_size, poll_interval, **options):
+    def handle(self, *args, once, batch_size, poll_interval, controlled_by_stdin, **options):
         consumer = Consumer.from_settings(batch_events=batch_size, poll_interval=poll_interval)
+        if controlled_by_stdin:
+            consumer_process.follow_parent(on_input=consumer.wakeup.set, on_end=consumer.stop)
         startup_heap.freeze()  # everything it keeps is loaded by now
 
         def announce(signum):

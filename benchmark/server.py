@@ -46,8 +46,11 @@ SETTLE_MAX_TICKS = 5
 class ServerConfig:
     workers: int = 2
     threads: int = 8
-    # 0: each gunicorn worker runs its consumer thread; N: N run_consumer processes.
+    # 0: each gunicorn worker runs its consumer; N: N run_consumer processes.
     consumers: int = 0
+    # The workers' consumers as threads in their interpreters rather than child
+    # processes (LOGGREGATOR_CONSUMER_CHILD_PROCESS=false), to compare.
+    consumer_threads: bool = False
     # None: a fresh SQLite file in the run's directory; else a fresh database
     # per workload on this PostgreSQL server (see benchmark.postgres).
     postgres_url: str | None = None
@@ -65,8 +68,10 @@ class ServerConfig:
         processes = f"{self.workers} gunicorn {self.server} workers x {self.threads} threads"
         if self.consumers:
             processes = f"{processes}, {self.consumers} run_consumer process(es)"
-        else:
+        elif self.consumer_threads:
             processes = f"{processes}, in-process consumer threads"
+        else:
+            processes = f"{processes}, the workers' consumer processes"
         if self.stream_process:
             processes = f"{processes}, a stream process (1 worker, nice {STREAM_PROCESS_NICENESS})"
         return f"{processes}, on {'PostgreSQL' if self.postgres_url else 'SQLite'}"
@@ -99,6 +104,7 @@ class BenchmarkServer:
             ALLOWED_HOSTS="127.0.0.1",
             LOG_LEVEL="WARNING",
             LOGGREGATOR_INPROCESS_CONSUMER="false" if self.config.consumers else "true",
+            LOGGREGATOR_CONSUMER_CHILD_PROCESS="false" if self.config.consumer_threads else "true",
         )
 
     # --- lifecycle --------------------------------------------------------

@@ -61,8 +61,14 @@ class Command(BaseCommand):
             "--consumers",
             type=int,
             default=0,
-            help="0: the consumer thread in each gunicorn worker (default); N: N run_consumer processes "
+            help="0: each gunicorn worker's consumer (default); N: N run_consumer processes "
             "with LOGGREGATOR_INPROCESS_CONSUMER=false.",
+        )
+        parser.add_argument(
+            "--consumer-threads",
+            action="store_true",
+            help="Each worker's consumer as a thread of the worker, not a child process "
+            "(LOGGREGATOR_CONSUMER_CHILD_PROCESS=false), to compare.",
         )
         parser.add_argument(
             "--server",
@@ -122,6 +128,7 @@ class Command(BaseCommand):
         workers,
         threads,
         consumers,
+        consumer_threads,
         server,
         tail_matching,
         streams_on,
@@ -143,7 +150,12 @@ class Command(BaseCommand):
         if profile is not None and not profiler_available():
             raise CommandError("--profile needs py-spy: pip install py-spy")
         config = ServerConfig(
-            workers=workers, threads=threads, consumers=consumers, postgres_url=postgres, server=server
+            workers=workers,
+            threads=threads,
+            consumers=consumers,
+            consumer_threads=consumer_threads,
+            postgres_url=postgres,
+            server=server,
         )
         catalogue = QUICK if quick else FULL
         seed = random.randrange(2**31) if seed is None else seed

@@ -45,38 +45,67 @@ def add_processed(processed_by_topic: Mapping[str, tuple[int, int]]) -> None:
 
 
 def _add(deltas: Mapping[str, tuple[int, int, int]]) -> None:
-    table = connection.ops.quote_name(Stats._meta.db_table)
-    # One shard per transaction; topics in sorted order so that concurrent
-    # writers lock rows in the same order and cannot deadlock.
-    shard = random.randrange(settings.LOGGREGATOR["COUNTER_SHARDS"])
+    table = _table()
+    shard = _shard()
     rows = [(topic, shard, *deltas[topic]) for topic in sorted(deltas)]
     with connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {table} (topic, shard, received, unique_processed, duplicate_dropped)"
-            " VALUES (%s, %s, %s, %s, %s)"
-            " ON CONFLICT (topic, shard) DO UPDATE SET"
-            f" received = {table}.received + excluded.received,"
-            f" unique_processed = {table}.unique_processed + excluded.unique_processed,"
-            f" duplicate_dropped = {table}.duplicate_dropped + excluded.duplicate_dropped",
+            f" VALUES (%s, %s, %s, %s, %s) {_ADD_ON_CONFLICT.format(table=table)}",
             rows,
         )
 
 
+def received_statement(received_by_topic: Mapping[str, int]) -> tuple[str, list]:
+    """An INSERT that adds to `received` as add_received() does, and its parameters (PostgreSQL).
+
+    For a caller that runs it in a data-modifying WITH of its own statement
+    (events.intake): arrays keep the parameters two however many topics.
+    """
+    table = _table()
+    topics = sorted(received_by_topic)
+    statement = (
+        f"INSERT INTO {table} (topic, shard, received, unique_processed, duplicate_dropped)"
+        " SELECT topic, %s, received, 0, 0 FROM unnest(%s::varchar[], %s::bigint[]) AS added (topic, received)"
+        f" {_ADD_ON_CONFLICT.format(table=table)}"
+    )
+    return statement, [_shard(), topics, [received_by_topic[topic] for topic in topics]]
+
+
+# Topics are added in sorted order, so that concurrent writers lock rows in
+# the same order and cannot deadlock.
+_ADD_ON_CONFLICT = (
+    "ON CONFLICT (topic, shard) DO UPDATE SET"
+    " received = {table}.received + excluded.received,"
+    " unique_processed = {table}.unique_processed + excluded.unique_processed,"
+    " duplicate_dropped = {table}.duplicate_dropped + excluded.duplicate_dropped"
+)
+
+
+def _shard() -> int:
+    # One per transaction: concurrent writers rarely pick the same rows.
+    return random.randrange(settings.LOGGREGATOR["COUNTER_SHARDS"])
+
+
+def _table() -> str:
+    return connection.ops.quote_name(Stats._meta.db_table)
+
+
 def add_pruned(topic: str, count: int) -> None:
     """Count events of `topic` deleted by retention, in the transaction that deletes them."""
-    table = connection.ops.quote_name(Stats._meta.db_table)
+    table = _table()
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (topic, shard, received, unique_processed, duplicate_dropped, pruned)"
             " VALUES (%s, %s, 0, 0, 0, %s)"
             f" ON CONFLICT (topic, shard) DO UPDATE SET pruned = {table}.pruned + excluded.pruned",
-            [topic, random.randrange(settings.LOGGREGATOR["COUNTER_SHARDS"]), count],
+            [topic, _shard(), count],
         )
 
 
 def queued_total() -> int:
     """Events accepted and not yet processed, in one small aggregate over the counter rows."""
-    table = connection.ops.quote_name(Stats._meta.db_table)
+    table = _table()
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT SUM(received - unique_processed - duplicate_dropped) FROM {table}")
         (queued,) = cursor.fetchone()
@@ -85,7 +114,7 @@ def queued_total() -> int:
 
 def read_totals() -> Totals:
     """All counters from one statement, so they come from one consistent snapshot."""
-    table = connection.ops.quote_name(Stats._meta.db_table)
+    table = _table()
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT topic, SUM(received), SUM(unique_processed), SUM(duplicate_dropped), SUM(pruned)"
@@ -111,7 +140,7 @@ class TopicCounts:
 
 def per_topic() -> dict[str, TopicCounts]:
     """Every topic the counters know (received at least once), sorted, with its totals."""
-    table = connection.ops.quote_name(Stats._meta.db_table)
+    table = _table()
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT topic, SUM(received), SUM(unique_processed), SUM(duplicate_dropped)"

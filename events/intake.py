@@ -136,18 +136,39 @@ def _write_as_one_row(publishes: list[list[PublishedEvent]]) -> None:
 
 
 def _write_accepted(accepted: list[_Accepted]) -> None:
-    table = _table()
     accepted_at = connection.ops.adapt_datetimefield_value(timezone.now())
     received_by_topic = sum((item.received_by_topic for item in accepted), Counter())
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        _write_in_one_statement(accepted_at, accepted, received_by_topic)
+        return
     with write_transaction(), connection.cursor() as cursor:
         # Plain SQL: building model instances costs more than the insert on
         # the single-event path.
         cursor.executemany(
-            f"INSERT INTO {table} (accepted_at, event_count, body) VALUES (%s, %s, %s)",
+            f"INSERT INTO {_table()} (accepted_at, event_count, body) VALUES (%s, %s, %s)",
             [(accepted_at, item.event_count, item.body) for item in accepted],
         )
         counters.add_received(received_by_topic)
         wakeup.announce_at_commit()
+
+
+def _write_in_one_statement(accepted_at, accepted: list[_Accepted], received_by_topic: Counter[str]) -> None:
+    """PostgreSQL: the queue rows, the counters and the notification in one statement, its own transaction.
+
+    One round trip to the server instead of five (BEGIN, INSERT, counters,
+    NOTIFY, COMMIT). Each is a wake-up of the server's backend and of this
+    thread, ~1 ms apiece on a busy host, and every single-event publish of
+    this process waits for the writer thread's transaction.
+    """
+    counted, counted_params = counters.received_statement(received_by_topic)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH queued AS (INSERT INTO {_table()} (accepted_at, event_count, body)"
+            " SELECT %s::timestamptz, * FROM unnest(%s::integer[], %s::bytea[])),"
+            f" counted AS ({counted}) {wakeup.notify_statement()}",
+            [accepted_at, [item.event_count for item in accepted], [item.body for item in accepted], *counted_params],
+        )
+    wakeup.new_work.set()  # committed: this process's consumer wakes too
 
 
 _group_commit = GroupCommit(_write_accepted)

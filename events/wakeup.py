@@ -44,7 +44,12 @@ def notify_at_commit(channel: str = CHANNEL) -> None:
     """NOTIFY `channel` (on PostgreSQL) when the current transaction commits: its listeners wake then."""
     if is_supported():
         with connection.cursor() as cursor:
-            cursor.execute(f"NOTIFY {channel}")
+            cursor.execute(notify_statement(channel))
+
+
+def notify_statement(channel: str = CHANNEL) -> str:
+    """A SELECT that notifies `channel` when its transaction commits (PostgreSQL), for a larger statement."""
+    return f"SELECT pg_notify('{channel}', '')"
 
 
 class Listener(threading.Thread):

@@ -81,9 +81,26 @@ def test_a_publish_is_a_fixed_few_statements_whatever_its_size(publish, size, mo
         "SAVEPOINT",
         "1 times: INSERT",
         "2 times: INSERT",
-        *(["NOTIFY loggregator_intake"] if connection.vendor == "postgresql" else []),
+        *(["SELECT pg_notify('loggregator_intake', '')"] if connection.vendor == "postgresql" else []),
         "RELEASE SAVEPOINT",
     ]
+    assert kinds(sent) == expected, " | ".join(kinds(sent))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_publish_outside_a_transaction_is_one_statement_on_postgresql(publish, monkeypatch):
+    monkeypatch.setattr(backpressure, "RECOUNT_INTERVAL", 3600)
+    publish(event())
+    with statements() as sent:
+        assert publish(events(3, topic="a") + events(2, topic="b")).status_code == 202
+
+    # PostgreSQL: the intake row, the counters and the NOTIFY in one
+    # statement, committed on its own (one round trip). SQLite: the same
+    # transaction as above.
+    if connection.vendor == "postgresql":
+        expected = ["WITH queued AS"]
+    else:
+        expected = ["BEGIN IMMEDIATE", "1 times: INSERT", "2 times: INSERT", "COMMIT"]
     assert kinds(sent) == expected, " | ".join(kinds(sent))
 
 
@@ -110,7 +127,11 @@ def test_storing_a_batch_is_a_fixed_few_statements_whatever_its_size(publish, si
         before, within = [], claim
         commit_id = ["SELECT nextval(pg_get_serial_sequence('events_storecommit', 'id'))"]
         inserts = ["WITH arrived AS"]
-        commit = ["SELECT pg_advisory_xact_lock(%s)", "INSERT INTO events_storecommit", "NOTIFY loggregator_stored"]
+        commit = [
+            "SELECT pg_advisory_xact_lock(%s)",
+            "INSERT INTO events_storecommit",
+            "SELECT pg_notify('loggregator_stored', '')",
+        ]
     else:
         before, within = claim, ["PRAGMA cache_size ="]  # the consumer's page cache, set per batch
         commit_id = ["SELECT COALESCE(MAX(id), 0)"]

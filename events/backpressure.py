@@ -35,6 +35,21 @@ class BacklogEstimate:
         with self._lock:
             if now - self._counted_at < RECOUNT_INTERVAL and self._queued < limit // 2:
                 return self._queued
+        return self._count(now)
+
+    def refresh_if_aging(self) -> None:
+        """Count afresh once the count is past half its life, so that known_under() stays true under load.
+
+        For a thread that may query while publishes go on without one
+        (events.intake's writer, for events.publish_fast_path).
+        """
+        now = time.monotonic()
+        with self._lock:
+            if now - self._counted_at < RECOUNT_INTERVAL / 2:
+                return
+        self._count(now)
+
+    def _count(self, now: float) -> int:
         queued = counters.queued_total()
         with self._lock:
             self._queued, self._counted_at = queued, now

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from typing import Generic, TypeVar
 from django.db import close_old_connections
 
 Item = TypeVar("Item")
+
+logger = logging.getLogger(__name__)
 
 
 class Ticket(Generic[Item]):
@@ -96,10 +99,17 @@ class AsyncGroupCommit(Generic[Item]):
     loop for the whole group.
     """
 
-    def __init__(self, write: Callable[[list[Item]], None], *, name: str):
-        """`write(items)` as for GroupCommit; it runs in the writer thread, named `name`."""
+    def __init__(
+        self, write: Callable[[list[Item]], None], *, name: str, after_group: Callable[[], None] | None = None
+    ):
+        """`write(items)` as for GroupCommit; it runs in the writer thread, named `name`.
+
+        `after_group()`, if given, runs there too after each group's waiters
+        are woken: work that needs the writer's connection, not their wait.
+        """
         self._write = write
         self._name = name
+        self._after_group = after_group
         self._queue: queue.SimpleQueue[tuple[Ticket[Item], asyncio.AbstractEventLoop, asyncio.Future]] = (
             queue.SimpleQueue()
         )
@@ -144,6 +154,12 @@ class AsyncGroupCommit(Generic[Item]):
             for loop, settled in by_loop.items():
                 with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
                     loop.call_soon_threadsafe(_settle, settled)
+            if self._after_group is not None:
+                try:
+                    self._after_group()
+                except Exception:  # the writer must outlive it: the next group still commits
+                    logger.exception("%s: the work after a group failed", self._name)
+                    close_old_connections()
 
 
 def _settle(settled: list[tuple[Ticket, asyncio.Future]]) -> None:

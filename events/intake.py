@@ -10,7 +10,6 @@ gives them back in the form events.store inserts.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 from collections import Counter
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 import msgspec
 import zstandard
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.utils import timezone
 
 from events import backpressure, counters, wakeup
@@ -134,11 +133,13 @@ def _write_as_one_row(publishes: list[list[PublishedEvent]]) -> None:
             row = []
         row.extend(events)
     _write_accepted([_Accepted.of(events) for events in [*rows, row]])
+
+
+def _refresh_backlog_count() -> None:
     # The fast path may not query, so when the backlog's count expires its
     # publishes go to the view until one recounts; the writer thread may.
     if settings.LOGGREGATOR["MAX_QUEUED_EVENTS"]:
-        with contextlib.suppress(DatabaseError):  # committed already: the view recounts instead
-            backpressure.backlog.refresh_if_aging()
+        backpressure.backlog.refresh_if_aging()
 
 
 def _write_accepted(accepted: list[_Accepted]) -> None:
@@ -178,7 +179,9 @@ def _write_in_one_statement(accepted_at, accepted: list[_Accepted], received_by_
 
 
 _group_commit = GroupCommit(_write_accepted)
-_async_group_commit = AsyncGroupCommit(_write_as_one_row, name="loggregator-intake-writer")
+_async_group_commit = AsyncGroupCommit(
+    _write_as_one_row, name="loggregator-intake-writer", after_group=_refresh_backlog_count
+)
 
 
 @dataclass(frozen=True)

@@ -203,3 +203,29 @@ def test_coroutines_of_two_event_loops_each_learn_their_own_outcome():
         thread.join(30)
     assert outcomes == {"a": "committed", "bad": "cannot store bad", "b": "committed", "c": "committed"}
     assert sorted(item for transaction in writer.transactions for item in transaction) == ["a", "b", "c"]
+
+
+def test_the_work_after_a_group_runs_once_its_waiters_are_answered_and_its_failure_stops_nothing():
+    writer = RecordingWriter()
+    answered = threading.Event()
+    runs = []
+
+    def after_group():
+        # The group's waiter has its answer before this runs: it never waits for it.
+        runs.append(answered.wait(30))
+        if len(runs) == 1:
+            raise RuntimeError("after the first group")
+
+    group_commit = AsyncGroupCommit(writer, name="test-writer", after_group=after_group)
+
+    async def submit_then_signal(item):
+        await group_commit.submit(item)
+        answered.set()
+
+    event_loops.run(submit_then_signal("first"))
+    wait_for(lambda: len(runs) == 1, message="the work after the first group")
+    answered.clear()
+    event_loops.run(submit_then_signal("second"))  # the writer outlived the failure
+    wait_for(lambda: len(runs) == 2, message="the work after the second group")
+    assert runs == [True, True]
+    assert writer.transactions == [["first"], ["second"]]

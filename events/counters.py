@@ -45,15 +45,10 @@ def add_processed(processed_by_topic: Mapping[str, tuple[int, int]]) -> None:
 
 
 def _add(deltas: Mapping[str, tuple[int, int, int]]) -> None:
-    table = _table()
     shard = _shard()
     rows = [(topic, shard, *deltas[topic]) for topic in sorted(deltas)]
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} (topic, shard, received, unique_processed, duplicate_dropped)"
-            f" VALUES (%s, %s, %s, %s, %s) {_ADD_ON_CONFLICT.format(table=table)}",
-            rows,
-        )
+        cursor.executemany(_add_statement("VALUES (%s, %s, %s, %s, %s)"), rows)
 
 
 def received_statement(received_by_topic: Mapping[str, int]) -> tuple[str, list]:
@@ -62,24 +57,27 @@ def received_statement(received_by_topic: Mapping[str, int]) -> tuple[str, list]
     For a caller that runs it in a data-modifying WITH of its own statement
     (events.intake): arrays keep the parameters two however many topics.
     """
-    table = _table()
     topics = sorted(received_by_topic)
-    statement = (
-        f"INSERT INTO {table} (topic, shard, received, unique_processed, duplicate_dropped)"
-        " SELECT topic, %s, received, 0, 0 FROM unnest(%s::varchar[], %s::bigint[]) AS added (topic, received)"
-        f" {_ADD_ON_CONFLICT.format(table=table)}"
+    statement = _add_statement(
+        "SELECT topic, %s, received, 0, 0 FROM unnest(%s::varchar[], %s::bigint[]) AS added (topic, received)"
     )
     return statement, [_shard(), topics, [received_by_topic[topic] for topic in topics]]
 
 
-# Topics are added in sorted order, so that concurrent writers lock rows in
-# the same order and cannot deadlock.
-_ADD_ON_CONFLICT = (
-    "ON CONFLICT (topic, shard) DO UPDATE SET"
-    " received = {table}.received + excluded.received,"
-    " unique_processed = {table}.unique_processed + excluded.unique_processed,"
-    " duplicate_dropped = {table}.duplicate_dropped + excluded.duplicate_dropped"
-)
+def _add_statement(rows: str) -> str:
+    """An INSERT of (topic, shard, received, unique_processed, duplicate_dropped) `rows` that adds to existing counts.
+
+    Callers give the topics in sorted order, so that concurrent writers lock
+    rows in the same order and cannot deadlock.
+    """
+    table = _table()
+    return (
+        f"INSERT INTO {table} (topic, shard, received, unique_processed, duplicate_dropped) {rows}"
+        " ON CONFLICT (topic, shard) DO UPDATE SET"
+        f" received = {table}.received + excluded.received,"
+        f" unique_processed = {table}.unique_processed + excluded.unique_processed,"
+        f" duplicate_dropped = {table}.duplicate_dropped + excluded.duplicate_dropped"
+    )
 
 
 def _shard() -> int:

@@ -19,15 +19,11 @@ from django.db import DatabaseError, close_old_connections
 
 from events import db, metrics, wakeup
 from events.checkpointer import Checkpointer
-from events.store import StoredBatch, process_next_batch
+from events.store import process_next_batch
 
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_BACKOFF = 30.0
-# Checkpoint SQLite's write-ahead log after this many stored events, or this
-# long after the last checkpoint, whichever comes first (see events.db).
-CHECKPOINT_EVERY_EVENTS = 5000
-CHECKPOINT_EVERY_SECONDS = 1.0
 
 
 class Consumer:
@@ -53,8 +49,6 @@ class Consumer:
         self.unique = 0
         self.duplicates = 0
         self._checkpointer = Checkpointer()
-        self._uncheckpointed = 0
-        self._last_checkpoint = time.monotonic()
 
     @classmethod
     def from_settings(cls, **overrides) -> Consumer:
@@ -120,20 +114,11 @@ class Consumer:
                 self.unique += stored.unique
                 self.duplicates += stored.duplicates
                 logger.debug("Stored %d unique events, dropped %d duplicates", stored.unique, stored.duplicates)
-                self._checkpoint_if_due(stored)
+                if db.has_write_ahead_log():
+                    self._checkpointer.stored(stored.unique + stored.duplicates)
                 if self.linger and not until_drained and stored.unique + stored.duplicates < self.batch_events:
                     stop.wait(self.linger)
                 continue
             if until_drained or stop.is_set():
                 break
             self.wakeup.wait(self.poll_interval)
-
-    def _checkpoint_if_due(self, stored: StoredBatch) -> None:
-        if not db.has_write_ahead_log():
-            return
-        self._uncheckpointed += stored.unique + stored.duplicates
-        elapsed = time.monotonic() - self._last_checkpoint
-        if self._uncheckpointed >= CHECKPOINT_EVERY_EVENTS or elapsed >= CHECKPOINT_EVERY_SECONDS:
-            self._checkpointer.request()
-            self._uncheckpointed = 0
-            self._last_checkpoint = time.monotonic()

@@ -134,8 +134,15 @@ def has_write_ahead_log() -> bool:
     return connection.vendor == "sqlite" and not connection.is_in_memory_db()
 
 
-def checkpoint() -> None:
-    """Copy the write-ahead log into the database without blocking writers (SQLite)."""
-    if has_write_ahead_log():
-        with connection.cursor() as cursor:
-            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+def checkpoint() -> tuple[int, int] | None:
+    """Copy the write-ahead log into the database without blocking writers (SQLite).
+
+    Returns the pages (frames) the log holds and how many of them are now
+    copied; None without a log.
+    """
+    if not has_write_ahead_log():
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        _busy, frames, copied = cursor.fetchone()
+    return frames, copied

@@ -125,3 +125,17 @@ def test_a_running_consumer_picks_up_new_work_and_stops_when_asked(publish):
         stop.set()
         thread.join(30)
     assert not thread.is_alive()
+
+
+@pytest.mark.django_db
+def test_each_stored_batch_counts_toward_the_next_wal_checkpoint(publish, monkeypatch):
+    # The test database has no log of its own (in memory); pretend it has one.
+    monkeypatch.setattr(consumer_module.db, "has_write_ahead_log", lambda: True)
+    batch = events(4)
+    for _ in range(3):
+        publish(batch)  # once new, then twice again: 8 duplicates
+    consumer = Consumer(batch_events=8, poll_interval=0.01)
+    told = []
+    monkeypatch.setattr(consumer._checkpointer, "stored", told.append)
+    consumer.run(threading.Event(), until_drained=True)
+    assert told == [8, 4]  # unique and duplicate events alike: each grew the log

@@ -12,6 +12,7 @@ are summed apart.
 
 from __future__ import annotations
 
+import asyncio.runners
 import concurrent.futures.thread
 import os
 import selectors
@@ -28,8 +29,9 @@ from types import ModuleType
 import django
 import gunicorn.arbiter
 import rest_framework
+import uvicorn
 
-from events import consumer, counters, intake, parsers, store, strict_json, validation, views
+from events import consumer, consumer_process, counters, intake, parsers, store, strict_json, validation, views
 
 RATE = 200  # samples per second per thread
 ATTACH_SECONDS = 1.0
@@ -68,7 +70,7 @@ STAGES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("publish: counters", (_mark(counters.add_received),)),
     ("publish: intake INSERT, BEGIN / COMMIT, lock waits", (_mark(intake.enqueue),)),
     ("reads: /stats and /events", (_mark(views.EventListView.get), _mark(views.StatsView.get))),
-    ("HTTP, Django and DRF", (_package(gunicorn), _package(django), _package(rest_framework))),
+    ("HTTP, Django and DRF", (_package(gunicorn), _package(uvicorn), _package(django), _package(rest_framework))),
 )
 
 
@@ -78,7 +80,14 @@ IDLE_LEAVES = (
     _mark(threading.Condition.wait),
     _mark(concurrent.futures.thread._worker),
     _mark(gunicorn.arbiter.Arbiter.wait_for_signals),
+    _mark(consumer_process._read_parent_input),  # a consumer child's ear for its parent
 )
+
+# uvloop's event loop is C: py-spy finds it waiting for sockets (or reading and
+# writing them) in the frame that started the loop. Not Django's time, and
+# mostly waiting, but py-spy cannot tell which; summed apart.
+LOOP_LEAVES = (_mark(asyncio.runners.Runner.run),)
+LOOP_STAGE = "event loop: uvloop's C code (waiting for sockets, socket I/O)"
 
 
 def executable() -> str | None:
@@ -150,6 +159,8 @@ def classify(frames: list[str]) -> str:
     parsed = [(name, where) for name, _, where in (frame.partition(" (") for frame in frames)]
     if parsed and any(_matches(parsed[-1], mark) for mark in IDLE_LEAVES):
         return "idle: threads with nothing to do"
+    if parsed and any(_matches(parsed[-1], mark) for mark in LOOP_LEAVES):
+        return LOOP_STAGE
     for stage, marks in STAGES:
         if any(_matches(frame, mark) for mark in marks for frame in parsed):
             return stage

@@ -103,13 +103,15 @@ def _stop(child: subprocess.Popen) -> None:
 
 def follow_parent(*, on_input: Callable[[], None], on_end: Callable[[], None]) -> threading.Thread:
     """In the child: call `on_input` at each read of standard input, `on_end` at its end (the parent is gone)."""
-
-    def read() -> None:
-        fd = sys.stdin.fileno()
-        while os.read(fd, 4096):
-            on_input()
-        on_end()
-
-    thread = threading.Thread(target=read, name="loggregator-parent-input", daemon=True)
+    thread = threading.Thread(
+        target=_read_parent_input, args=(on_input, on_end), name="loggregator-parent-input", daemon=True
+    )
     thread.start()
     return thread
+
+
+def _read_parent_input(on_input: Callable[[], None], on_end: Callable[[], None]) -> None:
+    fd = sys.stdin.fileno()
+    while os.read(fd, 4096):
+        on_input()
+    on_end()

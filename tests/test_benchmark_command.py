@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from benchmark.ceiling import database_rows
 from benchmark.load import DriverResult
-from benchmark.profile import IDLE_LEAVES, STAGES, classify, stage_counts
+from benchmark.profile import IDLE_LEAVES, LOOP_LEAVES, LOOP_STAGE, STAGES, classify, stage_counts
 from benchmark.report import write_report
 from benchmark.runner import summarise
 from benchmark.server import ServerConfig
@@ -202,6 +202,10 @@ def test_profiles_are_summed_per_stage_of_the_write_path():
             'process 1:"gunicorn";Thread.run (threading.py:982);_worker (concurrent/futures/thread.py:81) 5',
             'process 1:"gunicorn";ThreadWorker.handle (gunicorn/workers/gthread.py:553);'
             "Message.parse_headers (gunicorn/http/message.py:364) 3",
+            'process 1:"gunicorn";UvicornWorker.run (uvicorn_worker/_workers.py:66);'
+            "Runner.run (asyncio/runners.py:118) 4",
+            'process 1:"gunicorn";Runner.run (asyncio/runners.py:118);'
+            "HttpToolsProtocol.data_received (uvicorn/protocols/http/httptools_impl.py:130) 6",
         ]
     )
 
@@ -209,12 +213,15 @@ def test_profiles_are_summed_per_stage_of_the_write_path():
         "consumer: insert events": 7,
         "publish: counters": 2,
         "idle: threads with nothing to do": 5,
-        "HTTP, Django and DRF": 3,
+        "HTTP, Django and DRF": 9,
+        LOOP_STAGE: 4,  # the loop's own C code; what it calls back in Python is not
     }
 
 
 @pytest.mark.parametrize(
-    "stage, marks", [*STAGES, ("idle: threads with nothing to do", IDLE_LEAVES)], ids=lambda value: str(value)[:40]
+    "stage, marks",
+    [*STAGES, ("idle: threads with nothing to do", IDLE_LEAVES), (LOOP_STAGE, LOOP_LEAVES)],
+    ids=lambda value: str(value)[:40],
 )
 def test_each_profile_stage_names_functions_that_exist_where_py_spy_finds_them(stage, marks):
     for function, path in marks:

@@ -50,6 +50,13 @@ def on_starting(server):
         stale.unlink()
 
 
+def when_ready(server):
+    # With reuse_port the master binds nothing, and gunicorn's own
+    # "Listening at:" line names no address: say where the workers listen.
+    if server.cfg.reuse_port:
+        server.log.info("Workers listen at: %s (SO_REUSEPORT)", ", ".join(server.cfg.bind))
+
+
 def post_worker_init(worker):
     # The worker has loaded the app: its objects stay for the worker's life.
     from loggregator_site import startup_heap

@@ -49,6 +49,11 @@ class LoggregatorWorker(UvicornWorker):
         self.config.app = self.wsgi
         server = LoggregatorServer(config=self.config)
         self._install_sigquit_handler()
-        await server.serve(sockets=self.sockets)
+        # The plain sockets, not gunicorn's wrappers: uvloop detaches a plain
+        # socket when its server closes the descriptor, but calls close() on
+        # any other object afterwards, closing the same number a second time
+        # ("Error while closing socket [Errno 9]" in the log, or, had another
+        # thread just opened a file or connection under that number, closing it).
+        await server.serve(sockets=[listener.sock for listener in self.sockets])
         if not server.started:
             sys.exit(Arbiter.WORKER_BOOT_ERROR)

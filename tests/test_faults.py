@@ -110,3 +110,16 @@ def test_sigterm_to_gunicorn_under_load_answers_every_request_it_committed(proce
     assert stats["received"] == 300 * len(acknowledged)
     assert_exact(stats, unique=300 * len(acknowledged), duplicates=0)
     assert stored == {e["event_id"] for body in acknowledged for e in body}
+
+
+def test_gunicorn_says_where_it_listens_and_on_sigterm_closes_each_socket_once(processes):
+    # uvloop closes a listening socket's descriptor itself; a second close of
+    # the same number by gunicorn's socket wrapper fails with EBADF, or closes
+    # whatever another thread opened under that number meanwhile.
+    server = processes.server(workers=2)
+    wait_for(lambda: server.log().count("Started server process") == 2, message="both workers serving")
+    assert server.stop(signal.SIGTERM) == 0
+    log = server.log()
+    assert f"Workers listen at: 127.0.0.1:{server.port} (SO_REUSEPORT)" in log, log
+    assert log.count("Shutting down\n") == 2, log  # both workers took the graceful path
+    assert "Error while closing socket" not in log, log

@@ -36,16 +36,16 @@ class Totals:
 
 
 def add_received(received_by_topic: Mapping[str, int]) -> None:
-    _add({topic: (count, 0, 0) for topic, count in received_by_topic.items()})
+    _add({topic: (count, 0, 0) for topic, count in received_by_topic.items()}, _publisher_shard())
 
 
 def add_processed(processed_by_topic: Mapping[str, tuple[int, int]]) -> None:
     """Add (unique, duplicates) per topic."""
-    _add({topic: (0, unique, duplicates) for topic, (unique, duplicates) in processed_by_topic.items()})
+    processed = {topic: (0, unique, duplicates) for topic, (unique, duplicates) in processed_by_topic.items()}
+    _add(processed, _processor_shard())
 
 
-def _add(deltas: Mapping[str, tuple[int, int, int]]) -> None:
-    shard = _shard()
+def _add(deltas: Mapping[str, tuple[int, int, int]], shard: int) -> None:
     rows = [(topic, shard, *deltas[topic]) for topic in sorted(deltas)]
     with connection.cursor() as cursor:
         cursor.executemany(_add_statement("VALUES (%s, %s, %s, %s, %s)"), rows)
@@ -61,7 +61,7 @@ def received_statement(received_by_topic: Mapping[str, int]) -> tuple[str, list]
     statement = _add_statement(
         "SELECT topic, %s, received, 0, 0 FROM unnest(%s::varchar[], %s::bigint[]) AS added (topic, received)"
     )
-    return statement, [_shard(), topics, [received_by_topic[topic] for topic in topics]]
+    return statement, [_publisher_shard(), topics, [received_by_topic[topic] for topic in topics]]
 
 
 def _add_statement(rows: str) -> str:
@@ -80,9 +80,18 @@ def _add_statement(rows: str) -> str:
     )
 
 
-def _shard() -> int:
-    # One per transaction: concurrent writers rarely pick the same rows.
+# A shard per transaction, at random: concurrent writers rarely pick the same
+# rows. Publishes and the transactions that process events (consumers, the
+# pruner) write rows of their own, shards [0, N) and [N, 2N): a consumer
+# transaction holds its rows until it commits, and a publish that wanted one
+# of them would wait for it (on PostgreSQL; SQLite has one writer anyway).
+def _publisher_shard() -> int:
     return random.randrange(settings.LOGGREGATOR["COUNTER_SHARDS"])
+
+
+def _processor_shard() -> int:
+    shards = settings.LOGGREGATOR["COUNTER_SHARDS"]
+    return shards + random.randrange(shards)
 
 
 def _table() -> str:
@@ -97,7 +106,7 @@ def add_pruned(topic: str, count: int) -> None:
             f"INSERT INTO {table} (topic, shard, received, unique_processed, duplicate_dropped, pruned)"
             " VALUES (%s, %s, 0, 0, 0, %s)"
             f" ON CONFLICT (topic, shard) DO UPDATE SET pruned = {table}.pruned + excluded.pruned",
-            [topic, _shard(), count],
+            [topic, _processor_shard(), count],
         )
 
 

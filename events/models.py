@@ -75,8 +75,9 @@ class Stats(models.Model):
     """Counters for one topic, split over a few shard rows.
 
     Publishers add to `received`, consumers to the other two; each writer picks
-    a shard so concurrent writers rarely wait on the same row. Readers sum the
-    shards: the totals never require scanning the events.
+    a shard so concurrent writers rarely wait on the same row, and publishers
+    never share one with consumers (events.counters). Readers sum the shards:
+    the totals never require scanning the events.
     """
 
     topic = models.CharField(max_length=255)

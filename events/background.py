@@ -36,11 +36,16 @@ def _run(consumer: Consumer, stop: threading.Event) -> None:
     with sole_consumer(stop) as active:
         if not active:
             return
-        if settings.LOGGREGATOR["CONSUMER_CHILD_PROCESS"]:
-            consumer_process.run(stop)
-        else:
-            logger.info("In-process consumer active")
-            consumer.run(stop)
+        # This process's publishes now wake its own consumer, in-process.
+        wakeup.local_consumer.set()
+        try:
+            if settings.LOGGREGATOR["CONSUMER_CHILD_PROCESS"]:
+                consumer_process.run(stop)
+            else:
+                logger.info("In-process consumer active")
+                consumer.run(stop)
+        finally:
+            wakeup.local_consumer.clear()
 
 
 def stop_consumer_thread(timeout: float = 30.0) -> None:

@@ -160,7 +160,7 @@ def _write_accepted(accepted: list[_Accepted]) -> None:
 
 
 def _write_in_one_statement(accepted_at, accepted: list[_Accepted], received_by_topic: Counter[str]) -> None:
-    """PostgreSQL: the queue rows, the counters and the notification in one statement, its own transaction.
+    """PostgreSQL: the queue rows, the counters and the notification (if due) in one statement, its own transaction.
 
     One round trip to the server instead of five (BEGIN, INSERT, counters,
     NOTIFY, COMMIT). Each is a wake-up of the server's backend and of this
@@ -172,7 +172,7 @@ def _write_in_one_statement(accepted_at, accepted: list[_Accepted], received_by_
         cursor.execute(
             f"WITH queued AS (INSERT INTO {_table()} (accepted_at, event_count, body)"
             " SELECT %s::timestamptz, * FROM unnest(%s::integer[], %s::bytea[])),"
-            f" counted AS ({counted}) {wakeup.notify_statement()}",
+            f" counted AS ({counted}) {wakeup.announce_statement()}",
             [accepted_at, [item.event_count for item in accepted], [item.body for item in accepted], *counted_params],
         )
     wakeup.new_work.set()  # committed: this process's consumer wakes too

@@ -1,10 +1,18 @@
 """There is new work: intake.enqueue announces every commit, idle consumers wake at once.
 
 Two ways, both at commit (never for a rollback): this process's consumer is
-woken by an in-process event (`new_work`), and on PostgreSQL every consumer,
-whatever process or host it runs in, by a NOTIFY that PostgreSQL delivers at
-commit, when the batch is already visible. Each consumer there keeps one extra
-connection LISTENing (Listener). The consumer's poll stays as the fallback: for
+woken by an in-process event (`new_work`), and on PostgreSQL the consumers of
+other processes and hosts by a NOTIFY that PostgreSQL delivers at commit, when
+the batch is already visible. Each consumer there keeps one extra connection
+LISTENing (Listener).
+
+A process that runs a consumer of its own (events.background: gunicorn's
+default) notifies at most every NOTICE_INTERVAL: its own consumer takes its
+publishes, and the others only need to hear now and then that there is work
+to share. PostgreSQL holds one database-wide lock from a notifying
+transaction's commit until its WAL flush ends, so a NOTIFY with every publish
+made every web worker's commits, and the consumers', wait for each other
+(README, "The intake NOTIFY"). The consumer's poll stays as the fallback: for
 work queued by other processes on SQLite, and while the listening connection
 is down.
 """
@@ -13,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import psycopg
 from django.db import connection, connections, transaction
@@ -20,6 +29,8 @@ from django.db import connection, connections, transaction
 logger = logging.getLogger(__name__)
 
 CHANNEL = "loggregator_intake"
+# Seconds between the notifications of a process that runs a consumer of its own.
+NOTICE_INTERVAL = 0.1
 # How long one wait for notifications lasts: bounds how late the listener
 # notices its stop event.
 LISTEN_SLICE = 1.0
@@ -27,6 +38,9 @@ MAX_RECONNECT_BACKOFF = 30.0
 
 # Set when this process commits new work; the in-process consumer waits on it.
 new_work = threading.Event()
+# Set while this process runs a consumer of its own (events.background).
+local_consumer = threading.Event()
+_last_notice = float("-inf")  # time.monotonic() of this process's last intake notification
 
 
 def is_supported() -> bool:
@@ -34,10 +48,33 @@ def is_supported() -> bool:
     return connection.vendor == "postgresql"
 
 
+def notice_due() -> bool:
+    """Whether the work this process is queueing should NOTIFY other processes' consumers; if so, counts it as sent.
+
+    Always without a consumer of its own (nobody else would hear of it);
+    otherwise at most every NOTICE_INTERVAL. A race between threads costs at
+    most one notification more.
+    """
+    global _last_notice
+    if not is_supported():
+        return False
+    now = time.monotonic()
+    if local_consumer.is_set() and now - _last_notice < NOTICE_INTERVAL:
+        return False
+    _last_notice = now
+    return True
+
+
 def announce_at_commit() -> None:
     """Call inside the transaction that queues work: consumers hear of it once it commits."""
-    notify_at_commit()
+    if notice_due():
+        notify_at_commit()
     transaction.on_commit(new_work.set)
+
+
+def announce_statement() -> str:
+    """The SELECT that ends a statement queueing work (PostgreSQL): announce_at_commit()'s NOTIFY, if due."""
+    return notify_statement() if notice_due() else "SELECT 1"
 
 
 def notify_at_commit(channel: str = CHANNEL) -> None:

@@ -6,7 +6,7 @@ import msgspec
 import pytest
 from django.db import connections, transaction
 
-from events import intake, wakeup
+from events import background, intake, wakeup
 from events.consumer import Consumer
 from events.validation import parse_events
 from tests.factories import events
@@ -51,3 +51,16 @@ def test_a_consumer_from_settings_wakes_on_this_process_s_publishes_and_stops_wh
         consumer.stop()
         thread.join(60)
     assert not thread.is_alive()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_web_process_consumer_marks_this_process_as_consuming_while_it_runs(settings):
+    # While it runs, this process's publishes need not NOTIFY other processes (events.wakeup).
+    settings.LOGGREGATOR = {**settings.LOGGREGATOR, "CONSUMER_CHILD_PROCESS": False}
+    assert not wakeup.local_consumer.is_set()
+    background.start_consumer_thread()
+    try:
+        wait_for(wakeup.local_consumer.is_set, message="the consumer to start")
+    finally:
+        background.stop_consumer_thread()
+    assert not wakeup.local_consumer.is_set()

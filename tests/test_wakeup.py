@@ -3,7 +3,7 @@
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
 from events import wakeup
 from events.consumer import Consumer
@@ -61,3 +61,48 @@ def test_a_publish_that_rolls_back_notifies_nobody(publish):
         listener.execute(f"LISTEN {wakeup.CHANNEL}")
         publish(events(2))
         assert list(listener.notifies(timeout=0.5)) == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("in_a_transaction", [False, True], ids=["one statement", "inside a transaction"])
+def test_a_process_with_a_consumer_of_its_own_notifies_the_others_only_now_and_then(
+    publish, monkeypatch, in_a_transaction
+):
+    # A NOTIFY holds a database-wide lock through its commit's WAL flush. This
+    # process's consumer hears of each publish in-process; the others, which
+    # only share a backlog, at most every NOTICE_INTERVAL.
+    def publish_and_check_the_wakeup():
+        wakeup.new_work.clear()
+        if in_a_transaction:
+            with transaction.atomic():
+                assert publish(events(2)).status_code == 202
+        else:
+            assert publish(events(2)).status_code == 202
+        assert wakeup.new_work.is_set()
+
+    def notifications(expected: int) -> int:
+        heard = len(list(listener.notifies(timeout=5, stop_after=expected))) if expected else 0
+        return heard + len(list(listener.notifies(timeout=0.5)))  # and no more
+
+    monkeypatch.setattr(wakeup, "_last_notice", float("-inf"))
+    monkeypatch.setattr(wakeup, "NOTICE_INTERVAL", NEVER)
+    wakeup.local_consumer.set()
+    try:
+        with connections["default"].get_new_connection(connections["default"].get_connection_params()) as listener:
+            listener.autocommit = True
+            listener.execute(f"LISTEN {wakeup.CHANNEL}")
+            for _ in range(3):
+                publish_and_check_the_wakeup()
+            assert notifications(1) == 1  # the first publish's
+
+            monkeypatch.setattr(wakeup, "NOTICE_INTERVAL", 0.0)  # the interval has passed
+            publish_and_check_the_wakeup()
+            assert notifications(1) == 1
+
+            wakeup.local_consumer.clear()  # no consumer of its own: the others hear of every publish
+            monkeypatch.setattr(wakeup, "NOTICE_INTERVAL", NEVER)
+            for _ in range(2):
+                publish_and_check_the_wakeup()
+            assert notifications(2) == 2
+    finally:
+        wakeup.local_consumer.clear()

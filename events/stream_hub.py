@@ -144,8 +144,8 @@ class StreamHub:
     def subscribe(self, waker, filters: StreamFilters) -> None:
         """Call from a thread that may query the database (the first subscription reads the head)."""
         with self._lock:
-            if self.head is None:
-                self.head = self._floor = commit_log.head()
+            if not self._subscribers:
+                self._start_at(commit_log.head())
             self._subscribers[waker] = filters
             if filters.topic_only:
                 self._quiet_after.setdefault(filters.pattern.text, self.head)
@@ -153,6 +153,20 @@ class StreamHub:
             if self._thread is None and self.watch:
                 self._thread = threading.Thread(target=self._run, name="loggregator-stream-hub", daemon=True)
                 self._thread.start()
+
+    def _start_at(self, position: int) -> None:
+        """Read from `position` on, with an empty buffer: for the first stream, and again after none was open.
+
+        The watcher rests while no stream is open; picking up where it
+        stopped would read everything stored meanwhile (a night's events, for
+        the first stream of the morning) into a buffer that keeps only the
+        last STREAM_BUFFER_EVENTS. A stream with an older cursor catches up
+        from the store, as one older than the buffer always does.
+        """
+        self.head = self._floor = position
+        self._chunks.clear()
+        self._buffered = 0
+        self._quiet_after.clear()
 
     def unsubscribe(self, waker) -> None:
         with self._lock:
@@ -291,6 +305,8 @@ class StreamHub:
             size=read.size,
         )
         with self._lock:
+            if self.head != loaded:
+                return  # the hub started again meanwhile (_start_at): this read is of an older spell
             self._chunks.append(chunk)
             self._buffered += chunk.size
             for text in self._quiet_after:

@@ -285,6 +285,50 @@ def test_a_cursor_older_than_the_buffer_catches_up_from_the_store(store):
 
 
 @pytest.mark.django_db
+def test_after_a_spell_without_streams_the_hub_reads_on_from_the_head_not_from_where_it_stopped(store):
+    hub = new_hub()
+    first = ThreadWaker()
+    hub.subscribe(first, parse_stream_filters({"topic": "t.a"}))
+    store(events(2, "t.a"))
+    hub.advance()
+    hub.unsubscribe(first)  # no stream open: the watcher rests
+    store(events(3, "t.a"), events(3, "t.a"))
+
+    head = commit_log.head()
+    late = open_stream(hub, {"topic": "t.a"}, stream_cursor.after_commit(head))
+    store(events(1, "t.a"))
+    hub.advance()
+
+    # Only the commit stored since the stream opened was read, not the six events before it.
+    assert [(chunk.start, chunk.size) for chunk in hub._chunks] == [(head, 1)]
+    assert event_ids(read(late)) == stored_order("t.a")[-1:]
+    # A stream resuming from before the spell gets everything, what the buffer lacks from the store.
+    resumed = read(open_stream(hub, {"topic": "t.a"}, stream_cursor.after_commit(0)))
+    assert event_ids(resumed) == stored_order("t.a")
+
+
+@pytest.mark.django_db
+def test_a_read_the_hub_started_again_during_is_dropped(store, monkeypatch):
+    hub = new_hub()
+    first = ThreadWaker()
+    hub.subscribe(first, parse_stream_filters({"topic": "t.a"}))
+    store(events(2, "t.a"))
+    real_read = stream_hub.read_for_streams
+
+    def the_last_stream_closes_and_another_opens_meanwhile(*args):
+        hub.unsubscribe(first)
+        store(events(1, "t.a"))
+        hub.subscribe(ThreadWaker(), parse_stream_filters({"topic": "t.a"}))
+        return real_read(*args)
+
+    monkeypatch.setattr(stream_hub, "read_for_streams", the_last_stream_closes_and_another_opens_meanwhile)
+    hub.advance()
+    # The new spell starts at the head of its own start; the older read left no chunk behind.
+    assert hub.head == commit_log.head()
+    assert hub._chunks == []
+
+
+@pytest.mark.django_db
 def test_commits_no_stream_wants_do_not_pile_up_in_the_buffer(store, monkeypatch, django_assert_num_queries):
     monkeypatch.setattr(stream_hub, "MAX_CHUNKS", 3)
     hub = new_hub()

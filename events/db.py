@@ -27,35 +27,37 @@ import time
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
-_thread_lock = threading.Lock()
-_lock_file: tuple[int, int] | None = None  # (pid, fd): a forked child opens its own
+# Per database: one lock for the threads of this process, one file for all processes.
+_thread_locks = {alias: threading.Lock() for alias in settings.DATABASES}
+_lock_files: dict[str, tuple[int, int]] = {}  # alias -> (pid, fd): a forked child opens its own
 
 
 @contextmanager
-def write_transaction():
+def write_transaction(using: str = DEFAULT_DB_ALIAS):
     """transaction.atomic() for a write path; one writer at a time on SQLite."""
-    if connection.vendor != "sqlite" or connection.is_in_memory_db():
-        with transaction.atomic():
+    database = connections[using]
+    if database.vendor != "sqlite" or database.is_in_memory_db():
+        with transaction.atomic(using=using):
             yield
         return
-    with _thread_lock:
-        fd = _writer_lock_fd()
+    with _thread_locks[using]:
+        fd = _writer_lock_fd(using)
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            with transaction.atomic():
+            with transaction.atomic(using=using):
                 yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _writer_lock_fd() -> int:
-    global _lock_file
-    if _lock_file is None or _lock_file[0] != os.getpid():
-        path = f"{connection.settings_dict['NAME']}.writer-lock"
-        _lock_file = (os.getpid(), os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    return _lock_file[1]
+def _writer_lock_fd(using: str) -> int:
+    lock_file = _lock_files.get(using)
+    if lock_file is None or lock_file[0] != os.getpid():
+        path = f"{connections[using].settings_dict['NAME']}.writer-lock"
+        lock_file = _lock_files[using] = (os.getpid(), os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    return lock_file[1]
 
 
 @contextmanager

@@ -24,7 +24,7 @@ import threading
 import time
 
 import psycopg
-from django.db import connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +65,11 @@ def notice_due() -> bool:
     return True
 
 
-def announce_at_commit() -> None:
-    """Call inside the transaction that queues work: consumers hear of it once it commits."""
+def announce_at_commit(using: str = DEFAULT_DB_ALIAS) -> None:
+    """Call inside the transaction that queues work (on database `using`): consumers hear of it once it commits."""
     if notice_due():
-        notify_at_commit()
-    transaction.on_commit(new_work.set)
+        notify_at_commit()  # PostgreSQL: one database, the queue's
+    transaction.on_commit(new_work.set, using=using)
 
 
 def announce_statement() -> str:

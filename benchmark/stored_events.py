@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 
 from events import counters
 from events.models import Event
@@ -42,7 +42,8 @@ def load_events(count: int, *, topics: int = 50, days: float = 30, seed: int = 0
         with transaction.atomic():
             _insert(rows)
             stored = Counter(row[0] for row in rows)
-            counters.add_received(stored)
+            # Counted as received where these events are: in the store's database.
+            counters.add_received(stored, using=DEFAULT_DB_ALIAS)
             counters.add_processed({topic: (n, 0) for topic, n in stored.items()})
     # Fresh planner statistics, as a store that grew slowly would have (autovacuum lags behind a bulk load).
     with connection.cursor() as cursor:

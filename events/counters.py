@@ -2,8 +2,15 @@
 
 `received` grows in the publish transaction, `unique_processed` and
 `duplicate_dropped` in the consumer's. Because each total changes atomically
-with the queue, `received == unique_processed + duplicate_dropped + queued` at
-every moment, and `queued` needs no table of its own.
+with the queue, `received == unique_processed + duplicate_dropped + queued`,
+and `queued` needs no table of its own.
+
+Publishes count in the intake database, consumers in the store's: on a SQLite
+file they are two files (events.routers). Readers then read the store's
+counts first and the intake's after: an event is received before it is
+processed, so the later read holds every event the earlier one counted as
+processed, and `queued` never goes below zero. The store's rows keep what was
+received before the queue had a file of its own, so `received` sums both.
 """
 
 from __future__ import annotations
@@ -11,11 +18,13 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from events.models import Stats
+from events.routers import intake_alias, intake_has_own_database
 
 
 @dataclass(frozen=True)
@@ -35,19 +44,20 @@ class Totals:
         return self.unique_processed - self.pruned
 
 
-def add_received(received_by_topic: Mapping[str, int]) -> None:
-    _add({topic: (count, 0, 0) for topic, count in received_by_topic.items()}, _publisher_shard())
+def add_received(received_by_topic: Mapping[str, int], *, using: str) -> None:
+    """Add to `received`, in the transaction on the intake database (`using`) that queues the events."""
+    _add({topic: (count, 0, 0) for topic, count in received_by_topic.items()}, _publisher_shard(), using)
 
 
 def add_processed(processed_by_topic: Mapping[str, tuple[int, int]]) -> None:
     """Add (unique, duplicates) per topic."""
     processed = {topic: (0, unique, duplicates) for topic, (unique, duplicates) in processed_by_topic.items()}
-    _add(processed, _processor_shard())
+    _add(processed, _processor_shard(), DEFAULT_DB_ALIAS)
 
 
-def _add(deltas: Mapping[str, tuple[int, int, int]], shard: int) -> None:
+def _add(deltas: Mapping[str, tuple[int, int, int]], shard: int, using: str) -> None:
     rows = [(topic, shard, *deltas[topic]) for topic in sorted(deltas)]
-    with connection.cursor() as cursor:
+    with connections[using].cursor() as cursor:
         cursor.executemany(_add_statement("VALUES (%s, %s, %s, %s, %s)"), rows)
 
 
@@ -111,30 +121,19 @@ def add_pruned(topic: str, count: int) -> None:
 
 
 def queued_total() -> int:
-    """Events accepted and not yet processed, in one small aggregate over the counter rows."""
-    table = _table()
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT SUM(received - unique_processed - duplicate_dropped) FROM {table}")
-        (queued,) = cursor.fetchone()
-    return queued or 0
+    """Events accepted and not yet processed, from the few counter rows."""
+    return sum(counts.received - counts.unique_processed - counts.duplicate_dropped for counts in _sums().values())
 
 
 def read_totals() -> Totals:
-    """All counters from one statement, so they come from one consistent snapshot."""
-    table = _table()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT topic, SUM(received), SUM(unique_processed), SUM(duplicate_dropped), SUM(pruned)"
-            f" FROM {table} GROUP BY topic ORDER BY topic"
-        )
-        rows = cursor.fetchall()
-    # PostgreSQL sums bigints as numeric (Decimal): back to int for the API.
+    """All counters, each database's from one consistent snapshot."""
+    sums = _sums()
     return Totals(
-        received=int(sum(row[1] for row in rows)),
-        unique_processed=int(sum(row[2] for row in rows)),
-        duplicate_dropped=int(sum(row[3] for row in rows)),
-        pruned=int(sum(row[4] for row in rows)),
-        topics=[row[0] for row in rows if row[2] > row[4]],
+        received=sum(counts.received for counts in sums.values()),
+        unique_processed=sum(counts.unique_processed for counts in sums.values()),
+        duplicate_dropped=sum(counts.duplicate_dropped for counts in sums.values()),
+        pruned=sum(counts.pruned for counts in sums.values()),
+        topics=[topic for topic, counts in sums.items() if counts.unique_processed > counts.pruned],
     )
 
 
@@ -147,16 +146,33 @@ class TopicCounts:
 
 def per_topic() -> dict[str, TopicCounts]:
     """Every topic the counters know (received at least once), sorted, with its totals."""
+    return {topic: TopicCounts(*counts[:3]) for topic, counts in _sums().items()}
+
+
+class _Sums(NamedTuple):
+    received: int
+    unique_processed: int
+    duplicate_dropped: int
+    pruned: int
+
+
+def _sums() -> dict[str, _Sums]:
+    """Each topic's counts summed over its shards, sorted by topic: the store's database first, then the intake's."""
     table = _table()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT topic, SUM(received), SUM(unique_processed), SUM(duplicate_dropped)"
-            f" FROM {table} GROUP BY topic ORDER BY topic"
-        )
-        return {
-            topic: TopicCounts(int(received), int(unique), int(duplicates))
-            for topic, received, unique, duplicates in cursor.fetchall()
-        }
+    sums: dict[str, list[int]] = {}
+    statement = (
+        "SELECT topic, SUM(received), SUM(unique_processed), SUM(duplicate_dropped), SUM(pruned)"
+        f" FROM {table} GROUP BY topic"
+    )
+    for using in [DEFAULT_DB_ALIAS, *([intake_alias()] if intake_has_own_database() else [])]:
+        with connections[using].cursor() as cursor:
+            cursor.execute(statement)
+            for topic, *counts in cursor.fetchall():
+                # PostgreSQL sums bigints as numeric (Decimal): back to int for the API.
+                totals = sums.setdefault(topic, [0, 0, 0, 0])
+                for index, count in enumerate(counts):
+                    totals[index] += int(count)
+    return {topic: _Sums(*sums[topic]) for topic in sorted(sums)}
 
 
 def events_per_topic() -> dict[str, int]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Min
 from django.http import JsonResponse
@@ -43,9 +43,10 @@ def check_database() -> str:
 def check_migrations() -> str:
     global _migrated
     if not _migrated:
-        executor = MigrationExecutor(connection)
-        if pending := executor.migration_plan(executor.loader.graph.leaf_nodes()):
-            raise NotReady(f"{len(pending)} migrations are not applied: run manage.py migrate")
+        for database in connections.all():  # on a SQLite file, the intake queue's too (events.routers)
+            executor = MigrationExecutor(database)
+            if pending := executor.migration_plan(executor.loader.graph.leaf_nodes()):
+                raise NotReady(f"{len(pending)} migrations are not applied to {database.alias}: run manage.py migrate")
         _migrated = True
     return "applied"
 

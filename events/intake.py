@@ -18,13 +18,14 @@ from dataclasses import dataclass
 import msgspec
 import zstandard
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from events import backpressure, counters, wakeup
 from events.db import write_transaction
 from events.group_commit import AsyncGroupCommit, GroupCommit
 from events.models import IntakeBatch
+from events.routers import intake_alias
 from events.validation import PublishedEvent
 
 # Publishes written together become one intake row of at most this many
@@ -65,7 +66,7 @@ def _encoder(engine: str) -> msgspec.json.Encoder:
     # Looked up once per database engine, not per call: on an event loop each
     # request is a task of its own, and Django gives each a new connection object.
     # Without a native uuid type Django keeps UUIDs as 32 hex digits.
-    return _encoders["canonical" if connection.features.has_native_uuid_field else "hex"]
+    return _encoders["canonical" if connections[intake_alias()].features.has_native_uuid_field else "hex"]
 
 
 def decode(body: bytes) -> list[EventRow]:
@@ -143,20 +144,21 @@ def _refresh_backlog_count() -> None:
 
 
 def _write_accepted(accepted: list[_Accepted]) -> None:
+    connection = connections[intake_alias()]
     accepted_at = connection.ops.adapt_datetimefield_value(timezone.now())
     received_by_topic = sum((item.received_by_topic for item in accepted), Counter())
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         _write_in_one_statement(accepted_at, accepted, received_by_topic)
         return
-    with write_transaction(), connection.cursor() as cursor:
+    with write_transaction(connection.alias), connection.cursor() as cursor:
         # Plain SQL: building model instances costs more than the insert on
         # the single-event path.
         cursor.executemany(
             f"INSERT INTO {_table()} (accepted_at, event_count, body) VALUES (%s, %s, %s)",
             [(accepted_at, item.event_count, item.body) for item in accepted],
         )
-        counters.add_received(received_by_topic)
-        wakeup.announce_at_commit()
+        counters.add_received(received_by_topic, using=connection.alias)
+        wakeup.announce_at_commit(using=connection.alias)
 
 
 def _write_in_one_statement(accepted_at, accepted: list[_Accepted], received_by_topic: Counter[str]) -> None:
@@ -168,7 +170,7 @@ def _write_in_one_statement(accepted_at, accepted: list[_Accepted], received_by_
     this process waits for the writer thread's transaction.
     """
     counted, counted_params = counters.received_statement(received_by_topic)
-    with connection.cursor() as cursor:
+    with connections[intake_alias()].cursor() as cursor:
         cursor.execute(
             f"WITH queued AS (INSERT INTO {_table()} (accepted_at, event_count, body)"
             " SELECT %s::timestamptz, * FROM unnest(%s::integer[], %s::bytea[])),"
@@ -192,20 +194,22 @@ class ClaimedBatch:
 
 # The consumer's queue statements are plain SQL: under a trickle of single
 # events a transaction holds a few rows, and building ORM queries cost more
-# than running them.
+# than running them. They read the intake database unless told another
+# (`using`: events.store drains batches that earlier versions queued in the
+# store's database).
 
 
 def _table() -> str:
-    return connection.ops.quote_name(IntakeBatch._meta.db_table)
+    return connections[intake_alias()].ops.quote_name(IntakeBatch._meta.db_table)
 
 
-def has_pending() -> bool:
-    with connection.cursor() as cursor:
+def has_pending(using: str | None = None) -> bool:
+    with connections[using or intake_alias()].cursor() as cursor:
         cursor.execute(f"SELECT 1 FROM {_table()} LIMIT 1")
         return cursor.fetchone() is not None
 
 
-def claim(max_events: int) -> list[ClaimedBatch]:
+def claim(max_events: int, using: str | None = None) -> list[ClaimedBatch]:
     """The oldest queued batches, up to about `max_events` events (at least one batch).
 
     On PostgreSQL, call inside the transaction that stores and deletes them:
@@ -213,6 +217,7 @@ def claim(max_events: int) -> list[ClaimedBatch]:
     consumers never wait on each other. SQLite has no row locks: its consumer
     reads them before taking the write lock (events.store).
     """
+    connection = connections[using or intake_alias()]
     table = _table()
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     after = 0
@@ -243,8 +248,15 @@ def claim(max_events: int) -> list[ClaimedBatch]:
             after = chosen[-1]
 
 
-def delete(batch_ids: list[int]) -> int:
+def still_queued(batch_ids: list[int]) -> int:
+    """How many of the batches are still on the queue."""
+    with connections[intake_alias()].cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {_table()} WHERE id IN ({', '.join(['%s'] * len(batch_ids))})", batch_ids)
+        return cursor.fetchone()[0]
+
+
+def delete(batch_ids: list[int], using: str | None = None) -> int:
     """Take the batches off the queue; returns how many of them were still there."""
-    with connection.cursor() as cursor:
+    with connections[using or intake_alias()].cursor() as cursor:
         cursor.execute(f"DELETE FROM {_table()} WHERE id IN ({', '.join(['%s'] * len(batch_ids))})", batch_ids)
         return cursor.rowcount

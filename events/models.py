@@ -142,6 +142,20 @@ class IntakeBatch(models.Model):
         return f"intake batch {self.pk} ({self.event_count} events)"
 
 
+class StoredIntakeBatch(models.Model):
+    """An intake batch whose events are stored, while the queue may still hold it (events.handoff).
+
+    Only where the queue has a database of its own (events.routers): written
+    in the transaction that stores the batch's events, dropped once the batch
+    is off the queue for good.
+    """
+
+    id = models.BigIntegerField(primary_key=True)  # the IntakeBatch's
+
+    def __str__(self):
+        return f"stored intake batch {self.pk}"
+
+
 class ApiKey(models.Model):
     """A secret a publisher or reader presents as `Authorization: Bearer <key>`.
 

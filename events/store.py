@@ -21,11 +21,12 @@ from itertools import chain
 from operator import itemgetter
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection
 
-from events import commit_log, counters, intake, tombstones
+from events import commit_log, counters, handoff, intake, tombstones
 from events.db import use_consumer_cache, write_transaction
 from events.models import Event
+from events.routers import intake_alias, intake_has_own_database
 
 # An intake.EventRow and the id of the intake batch it was accepted in.
 StoredRow = tuple[str, str, str, str, str, int]
@@ -164,32 +165,50 @@ class _TakenMeanwhile(Exception):
     """Another consumer stored some of the batches read before the transaction began."""
 
 
+# Whether this process has looked for batches queued in the store's database
+# before the queue had one of its own (events.routers).
+_store_queue_drained = False
+
+
 def process_next_batch(*, max_events: int) -> StoredBatch | None:
     """Take the oldest queued events and store them, in one transaction.
 
     A crash at any point rolls back the claim, the inserts and the counters
     together, so the work is redone once: never lost, never counted twice.
+    (With the queue in a file of its own, events.handoff keeps that true.)
     Returns None when the queue is empty.
     """
+    global _store_queue_drained
+    if not _store_queue_drained:
+        if intake_has_own_database() and intake.has_pending(using=DEFAULT_DB_ALIAS):
+            return _process_from(DEFAULT_DB_ALIAS, max_events)
+        _store_queue_drained = True
+    return _process_from(intake_alias(), max_events)
+
+
+def _process_from(queue: str, max_events: int) -> StoredBatch | None:
     while True:
-        if not intake.has_pending():  # a cheap read before taking the write lock
+        if not intake.has_pending(using=queue):  # a cheap read before taking the write lock
             return None
         try:
+            if queue != DEFAULT_DB_ALIAS:
+                return _store_then_dequeue(max_events)
             return _store_next_batch(max_events)
         except _TakenMeanwhile:
             continue  # rolled back; the next batch is someone else's progress
 
 
 def _store_next_batch(max_events: int) -> StoredBatch | None:
+    """The queue in the store's database: claim, store and dequeue in one transaction."""
     # Where consumers side by side lock the rows they take (PostgreSQL), the
     # claim is part of the transaction. Where all writers take turns on one
     # lock (SQLite), the batch is read and decoded before taking it, so the
     # lock is held for the writes alone.
     if connection.features.has_select_for_update_skip_locked:
         with write_transaction():
-            claimed = intake.claim(max_events)
+            claimed = intake.claim(max_events, using=DEFAULT_DB_ALIAS)
             return _store(claimed, claimed_rows(claimed))
-    claimed = intake.claim(max_events)
+    claimed = intake.claim(max_events, using=DEFAULT_DB_ALIAS)
     if not claimed:
         return None
     rows = claimed_rows(claimed)
@@ -203,11 +222,39 @@ def _store(claimed: list[intake.ClaimedBatch], rows: list[StoredRow]) -> StoredB
     if not claimed:
         return None
     # Deleting them confirms that no other consumer took them meanwhile (SQLite).
-    if intake.delete([batch.id for batch in claimed]) != len(claimed):
+    if intake.delete([batch.id for batch in claimed], using=DEFAULT_DB_ALIAS) != len(claimed):
         raise _TakenMeanwhile
-    processed = store_events(rows)
+    return _stored(len(claimed), store_events(rows))
+
+
+def _store_then_dequeue(max_events: int) -> StoredBatch | None:
+    """The queue in a database of its own (SQLite): store in one transaction, dequeue in another (events.handoff)."""
+    claimed = intake.claim(max_events)
+    if not claimed:
+        return None
+    rows = claimed_rows(claimed)
+    batch_ids = [batch.id for batch in claimed]
+    with write_transaction():
+        use_consumer_cache()  # per batch: the connection may have been replaced since the last
+        # Under the store's write lock: no other consumer can store them now.
+        if intake.still_queued(batch_ids) != len(batch_ids):
+            raise _TakenMeanwhile  # another consumer stored and dequeued some of them
+        stored_before = handoff.already_stored(batch_ids)
+        if not stored_before:
+            handoff.record(batch_ids)
+            processed = store_events(rows)
+    # Stored before: a consumer died between its two commits, or another one
+    # is about to dequeue them. Dequeuing them twice is harmless.
+    with write_transaction(intake_alias()):
+        intake.delete(stored_before or batch_ids)
+    if stored_before:
+        raise _TakenMeanwhile
+    return _stored(len(claimed), processed)
+
+
+def _stored(intake_batches: int, processed: dict[str, tuple[int, int]]) -> StoredBatch:
     return StoredBatch(
-        intake_batches=len(claimed),
+        intake_batches=intake_batches,
         unique=sum(unique for unique, _ in processed.values()),
         duplicates=sum(duplicates for _, duplicates in processed.values()),
     )

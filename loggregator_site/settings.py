@@ -5,6 +5,7 @@ defaults that work on a laptop (SQLite under data/, DEBUG on). The README has a
 table of every variable.
 """
 
+import copy
 import math
 from pathlib import Path
 
@@ -105,7 +106,8 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------
-# The database is both the event store and the durable intake queue.
+# The database is both the event store and the durable intake queue (on a
+# SQLite file, the queue has a file of its own: events.routers).
 DEFAULT_DATABASE_URL = f"sqlite:///{BASE_DIR / 'data' / 'loggregator.sqlite3'}"
 try:
     _database = dj_database_url.parse(
@@ -124,17 +126,29 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     # loss or OS crash may roll back the last commits (see the README).
     # Consumers checkpoint the WAL themselves (events.db), so a commit only
     # does it past a larger threshold (10,000 pages, ~40 MB) than the default.
-    _database["OPTIONS"] = {
+    _sqlite_options = {
         "transaction_mode": "IMMEDIATE",
         "timeout": env_float("SQLITE_BUSY_TIMEOUT", 30.0),
-        "init_command": (
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;"
-            " PRAGMA wal_autocheckpoint=10000"
-        ),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY;",
+    }
+    _database["OPTIONS"] = {
+        **_sqlite_options,
+        "init_command": f"{_sqlite_options['init_command']} PRAGMA wal_autocheckpoint=10000",
     }
     if _database["NAME"] != ":memory:":
         Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": _database}
+if _database["ENGINE"] == "django.db.backends.sqlite3" and _database["NAME"] != ":memory:":
+    # The intake queue in a file of its own beside the store (events.routers):
+    # data/loggregator.sqlite3 -> data/loggregator-intake.sqlite3. Its rows are
+    # small and short-lived, so SQLite's own checkpoints (every 1000 pages) suit it.
+    _store_file = Path(_database["NAME"])
+    DATABASES["intake"] = {
+        **copy.deepcopy(_database),
+        "NAME": str(_store_file.with_name(f"{_store_file.stem}-intake{_store_file.suffix}")),
+        "OPTIONS": _sqlite_options,
+    }
+DATABASE_ROUTERS = ["events.routers.IntakeRouter"]
 ON_POSTGRESQL = _database["ENGINE"] == "django.db.backends.postgresql"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -44,12 +44,27 @@ def uses_database(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
+    for item in items:
+        _allow_every_database(item)
     if not config.getoption("database_tests_only"):
         return
     deselected = [item for item in items if not uses_database(item)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if uses_database(item)]
+
+
+def _allow_every_database(item: pytest.Item) -> None:
+    """A test with the Django test database may use all of them: on a SQLite file the intake queue has its own.
+
+    (events.routers.) pytest-django allows only `default` unless a test's
+    django_db marker names more.
+    """
+    marker = item.get_closest_marker("django_db")
+    if marker is not None and "databases" not in marker.kwargs:
+        item.add_marker(pytest.mark.django_db(*marker.args, **marker.kwargs, databases="__all__"), append=False)
+    elif marker is None and {"db", "transactional_db"} & set(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.django_db(databases="__all__"), append=False)
 
 
 @pytest.fixture(scope="session")

@@ -106,9 +106,10 @@ class ServiceDatabase:
     def __init__(self, data_dir: Path):
         self.name: str | None = None
         if not on_postgresql():
-            path = data_dir / "loggregator.sqlite3"
-            shutil.copyfile(self._migrated_sqlite(), path)
-            self.url = f"sqlite:///{path}"
+            template = self._migrated_sqlite()
+            for file in template.parent.glob("*.sqlite3"):  # the store's and the intake queue's (events.routers)
+                shutil.copyfile(file, data_dir / file.name)
+            self.url = f"sqlite:///{data_dir / template.name}"
             return
         template = self._migrated_postgresql()
         self.name = f"loggregator_e2e_{os.getpid()}_{next(self._numbers)}"
@@ -124,9 +125,10 @@ class ServiceDatabase:
             migrate(service_env(f"sqlite:///{path}"))
             # Out of WAL mode: every page in the one file, ready to copy. The
             # service turns WAL on again when it connects.
-            with sqlite3.connect(path) as template:
-                template.execute("PRAGMA journal_mode=DELETE")
-            template.close()
+            for file in path.parent.glob("*.sqlite3"):
+                with sqlite3.connect(file) as template:
+                    template.execute("PRAGMA journal_mode=DELETE")
+                template.close()
             cls._sqlite_template = path
         return cls._sqlite_template
 

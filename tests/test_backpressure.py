@@ -7,6 +7,7 @@ import pytest
 
 from events import backpressure, counters, intake
 from events.models import IntakeBatch
+from events.routers import intake_alias
 from events.validation import parse_events
 from publisher.client import AggregatorClient
 from tests.factories import event, events
@@ -45,7 +46,7 @@ def test_over_the_limit_publish_answers_503_with_retry_after_and_accepts_nothing
 
 def another_process_queues(events: int) -> None:
     """Counted as received, as a publish served by another worker is: this process's estimate does not see it."""
-    counters.add_received({"other.process": events})
+    counters.add_received({"other.process": events}, using=intake_alias())
 
 
 @pytest.mark.django_db

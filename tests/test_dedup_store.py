@@ -129,8 +129,8 @@ def test_a_batch_another_consumer_stores_first_is_not_stored_again(publish, stat
     real_claim = store.intake.claim
     claims = []
 
-    def claim_then_lose_the_race(max_events):
-        claimed = real_claim(max_events)
+    def claim_then_lose_the_race(max_events, using=None):
+        claimed = real_claim(max_events, using)
         claims.append([batch.id for batch in claimed])
         if len(claims) == 1:
             monkeypatch.setattr(store.intake, "claim", real_claim)

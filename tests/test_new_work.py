@@ -8,6 +8,7 @@ from django.db import connections, transaction
 
 from events import background, intake, wakeup
 from events.consumer import Consumer
+from events.routers import intake_alias
 from events.validation import parse_events
 from tests.factories import events
 from tests.polling import wait_for
@@ -23,7 +24,7 @@ def validated(count: int):
 @pytest.mark.django_db(transaction=True)
 def test_a_committed_enqueue_is_announced_and_a_rolled_back_one_is_not():
     wakeup.new_work.clear()
-    with pytest.raises(RuntimeError), transaction.atomic():
+    with pytest.raises(RuntimeError), transaction.atomic(using=intake_alias()):
         intake.enqueue(validated(2))
         raise RuntimeError("roll it back")
     assert not wakeup.new_work.is_set()

@@ -3,7 +3,7 @@
 /healthz touches nothing: the process answers, so it is alive. /readyz checks
 what the service needs to do its job, in order, and names what fails:
 
-- database: it answers a query;
+- database: each database answers a query (on a SQLite file, the intake queue has one of its own);
 - migrations: every migration of this code is applied;
 - consumer: nothing queued has waited longer than LOGGREGATOR_READY_MAX_QUEUE_AGE
   (consumers take the oldest batch first, so an old batch means none progresses);
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import DatabaseError, connection, connections
+from django.db import DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Min
 from django.http import JsonResponse
@@ -34,9 +34,10 @@ class NotReady(Exception):
 
 
 def check_database() -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        cursor.fetchone()
+    for database in connections.all():  # on a SQLite file, the intake queue's too (events.routers)
+        with database.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
     return "answers"
 
 

@@ -3,13 +3,15 @@
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
 from events import health
 from events.models import IntakeBatch
+from events.routers import intake_alias
 from tests.factories import events
+from tests.servers import on_postgresql
 
 
 def test_healthz_answers_without_touching_the_database(api):
@@ -63,3 +65,15 @@ def test_readyz_fails_while_a_migration_is_not_applied(api, monkeypatch):
     assert body["failing"] == "migrations"
     assert "1 migrations are not applied" in body["checks"]["migrations"]["detail"]
     assert "consumer" not in body["checks"]
+
+
+@pytest.mark.skipif(on_postgresql(), reason="SQLite only: PostgreSQL keeps the queue in its database")
+@pytest.mark.django_db
+def test_readyz_fails_while_the_intake_queue_s_file_misses_a_migration(api, monkeypatch):
+    monkeypatch.setattr(health, "_migrated", False)
+    (latest,) = (name for app, name in MigrationLoader(connection).graph.leaf_nodes() if app == "events")
+    with connections[intake_alias()].cursor() as cursor:  # rolled back with the test's transaction
+        cursor.execute("DELETE FROM django_migrations WHERE app = 'events' AND name = %s", [latest])
+    response = api.get("/readyz")
+    assert response.status_code == 503
+    assert "1 migrations are not applied to intake" in response.json()["checks"]["migrations"]["detail"]

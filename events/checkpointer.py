@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 TARGET_FRAMES = 5_000  # pages; half of settings' wal_autocheckpoint
 MAX_INTERVAL = 1.0  # seconds
-# Never more often than every 5,000 events (one full consumer batch), never
+# Never more often than every 5,000 events (a full consumer batch on SQLite before it grew to 20,000), never
 # more than 50,000 apart, whatever the last checkpoint suggests.
 MIN_EVENTS = 5_000
 MAX_EVENTS = 50_000

@@ -219,8 +219,13 @@ LOGGREGATOR = {
     # That consumer runs as a child process of the web process (its own
     # interpreter, so it never waits on the publishes' GIL), or as a thread.
     "CONSUMER_CHILD_PROCESS": env_bool("LOGGREGATOR_CONSUMER_CHILD_PROCESS", True),
-    # Most events one consumer transaction takes from the queue.
-    "CONSUMER_BATCH_EVENTS": env_int("LOGGREGATOR_CONSUMER_BATCH_EVENTS", 5_000, minimum=1),
+    # Most events one consumer transaction takes from the queue. On SQLite
+    # publishes never wait for a consumer transaction (the queue has a file of
+    # its own), and a larger one writes the index pages its events share once:
+    # batched loads were stored ~5-8% faster with 20,000 than with 5,000 (README).
+    "CONSUMER_BATCH_EVENTS": env_int(
+        "LOGGREGATOR_CONSUMER_BATCH_EVENTS", 5_000 if ON_POSTGRESQL else 20_000, minimum=1
+    ),
     # SQLite page cache of each consumer's connection, in MiB. Its inserts
     # touch index pages all over a growing table (random event ids); the
     # default 2 MiB cache sends most of them back to the operating system.

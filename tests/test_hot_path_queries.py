@@ -17,6 +17,8 @@ from events import backpressure, store
 from events.routers import intake_has_own_database
 from tests.factories import event, events
 
+pytestmark = pytest.mark.usefixtures("store_queue_drained")
+
 
 @contextmanager
 def statements():
@@ -75,12 +77,6 @@ def on(alias: str, statement: str) -> str:
 def on_intake(*statements: str) -> list[str]:
     """The statements as sent to the intake queue's database."""
     return [f"intake: {statement}" if intake_has_own_database() else statement for statement in statements]
-
-
-@pytest.fixture(autouse=True)
-def store_queue_drained(monkeypatch):
-    """Past the one look per process for batches queued in the store's database by older versions."""
-    monkeypatch.setattr(store, "_store_queue_drained", True)
 
 
 def kinds(sent: list[str]) -> list[str]:

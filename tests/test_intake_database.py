@@ -3,6 +3,7 @@
 import sqlite3
 import subprocess
 import threading
+from collections import Counter
 from pathlib import Path
 
 import msgspec
@@ -23,6 +24,8 @@ SQLITE_ONLY = pytest.mark.skipif(on_postgresql(), reason="SQLite only: PostgreSQ
 # How long a publish may take while the store is locked before the test gives up on it.
 PUBLISH_DEADLINE = 60.0
 
+pytestmark = pytest.mark.usefixtures("store_queue_drained")
+
 
 def queue(*sent: dict, using: str | None = None) -> None:
     """Queue events as a publish does (on the intake database unless `using`), counted as received."""
@@ -32,20 +35,12 @@ def queue(*sent: dict, using: str | None = None) -> None:
             f"INSERT INTO {intake._table()} (accepted_at, event_count, body) VALUES (%s, %s, %s)",
             [connection.ops.adapt_datetimefield_value(timezone.now()), len(validated), intake.encode(validated)],
         )
-    received = {}
-    for item in sent:
-        received[item["topic"]] = received.get(item["topic"], 0) + 1
-    counters.add_received(received, using=using or intake_alias())
+    counters.add_received(Counter(item["topic"] for item in sent), using=using or intake_alias())
 
 
 def totals() -> tuple[int, int, int, int]:
     read = counters.read_totals()
     return read.received, read.unique_processed, read.duplicate_dropped, counters.queued_total()
-
-
-@pytest.fixture(autouse=True)
-def store_queue_drained(monkeypatch):
-    monkeypatch.setattr(store, "_store_queue_drained", True)
 
 
 @pytest.mark.django_db

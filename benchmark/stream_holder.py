@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 
 # A stream that does not open by then fails the run; it would measure nothing.
 OPEN_DEADLINE = 600.0
@@ -31,6 +32,13 @@ class StreamHolder:
     def counts(self) -> list[int]:
         self._parent.send("counts")
         return self._parent.recv()
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the holding process has used so far: the clients' share of this machine."""
+        with open(f"/proc/{self._process.pid}/stat") as stat:
+            # The command name may hold spaces: fields start after its ")".
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def __exit__(self, *exc_info: object) -> None:
         self._parent.send("stop")

@@ -46,7 +46,7 @@ from typing import Any
 import msgspec
 import psycopg
 
-from benchmark.load import DriverSpec, run_in_process
+from benchmark.load import DriverSpec, Phases, run_in_process
 from benchmark.runner import fresh_database, percentile, summarise
 from benchmark.server import BenchmarkServer, ServerConfig
 from benchmark.stream_holder import StreamHolder
@@ -158,7 +158,7 @@ def _event(topic: str) -> dict:
 def _capacity(
     server: BenchmarkServer, config: ServerConfig, load, directory: Path, seed: int, matching_streams: int
 ) -> dict[str, Any]:
-    runs, cpu, problems = {}, {}, []
+    runs, cpu, idle, clients_cpu, problems = {}, {}, {}, {}, []
 
     def play(label: str, run_seed: int):
         spec = DriverSpec(
@@ -168,9 +168,10 @@ def _capacity(
             event_table=server.event_table(),
             ceiling_database=str(directory / f"ceiling-{label.replace(' ', '-')}.sqlite3"),
         )
-        cpu_before = server.cpu_seconds()
-        result = summarise(load, config, run_in_process(spec), [])
+        cpu_before, machine = server.cpu_seconds(), _MachineTimes()
+        result = summarise(load, config, run_in_process(spec, machine), [])
         cpu[label] = round((server.cpu_seconds() - cpu_before) * 1e6 / load.events, 1)
+        idle[label] = machine.idle_percent()
         problems.extend(f"{label}: {problem}" for problem in result["problems"])
         runs[label] = result["end_to_end_events_per_second"]
 
@@ -182,7 +183,9 @@ def _capacity(
         patterns = matching + [f"tail.idle.n{n}" for n in range(STREAMS - matching_streams)]
         expected = [unique_by_topic[topic] for topic in matching]
         with StreamHolder(server.stream_url, patterns) as holder:
+            clients_before = holder.cpu_seconds()
             play(label, run_seed)
+            clients_cpu[label] = round((holder.cpu_seconds() - clients_before) * 1e6 / load.events, 1)
             counts = _wait(lambda: (c := holder.counts())[:matching_streams] >= expected and c, "the streams")
             if counts[:matching_streams] != expected or any(counts[matching_streams:]):
                 problems.append(f"{label}: the streams did not receive exactly their topics' events")
@@ -209,6 +212,9 @@ def _capacity(
         # Server CPU per stored event during each run: steadier than the rates on a shared machine.
         "server_cpu_us_per_event": cpu,
         "cpu_percent_each_round": [round(ratio, 1) if ratio else None for ratio in cpu_ratios],
+        # Where the limit is: the load shares this machine with the server.
+        "stream_clients_cpu_us_per_event": clients_cpu,
+        "machine_idle_percent": idle,
         "percent_each_round": [round(ratio, 1) if ratio else None for ratio in ratios],
         "percent_with_streams": round(percent, 1) if percent else None,
         "idle_queries_per_second": {"with_streams": idle_with, "without": idle_without},
@@ -227,6 +233,28 @@ def against_neighbours(with_streams: list[float | None], without: list[float | N
         100 * value / statistics.mean(without[index : index + 2]) if value and all(without[index : index + 2]) else None
         for index, value in enumerate(with_streams)
     ]
+
+
+class _MachineTimes(Phases):
+    """How idle this machine's CPUs were during the load's timed phase (the driver's start-up excluded)."""
+
+    def started(self) -> None:
+        self._start = _machine_ticks()
+
+    def finished(self) -> None:
+        self._end = _machine_ticks()
+
+    def idle_percent(self) -> float:
+        busy, idle = (end - start for start, end in zip(self._start, self._end, strict=True))
+        return round(100 * idle / (busy + idle), 1)
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, idle) clock ticks of all this machine's CPUs so far; waiting for I/O counts as idle."""
+    with open("/proc/stat") as stat:
+        # guest and guest_nice, after these, are already counted in user and nice.
+        user, nice, system, idle, iowait, irq, softirq, steal = map(int, stat.readline().split()[1:9])
+    return user + nice + system + irq + softirq + steal, idle + iowait
 
 
 def _unique_by_topic(bodies: list[bytes]) -> Counter[str]:
@@ -293,6 +321,10 @@ def write_tail_report(result: dict[str, Any], write) -> None:
         + f"; with streams, {', '.join(f'{percent}%' for percent in result['cpu_percent_each_round'])}"
         " of the runs without on either side"
     )
+    clients = ", ".join(f"{label} {value}" for label, value in result["stream_clients_cpu_us_per_event"].items())
+    write(f"  the stream clients' CPU per stored event (us; the benchmark's, on the server's CPUs): {clients}")
+    machine = ", ".join(f"{label} {percent}%" for label, percent in result["machine_idle_percent"].items())
+    write(f"  machine idle while each run's load played: {machine}")
     idle = result["idle_queries_per_second"]
     if idle["with_streams"] is not None:
         write(f"  database queries/s, idle: {idle['with_streams']} with the streams open, {idle['without']} without")

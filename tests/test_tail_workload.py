@@ -27,7 +27,7 @@ def test_each_run_with_streams_is_compared_with_the_runs_on_either_side():
     assert against_neighbours([90.0], [100.0, None]) == [None]
 
 
-def test_the_report_shows_the_server_cpu_per_event_of_each_run():
+def test_the_report_shows_the_cpu_of_each_run_the_servers_the_clients_and_the_machines():
     from benchmark.tail_workload import write_tail_report
 
     lines = []
@@ -41,6 +41,8 @@ def test_the_report_shows_the_server_cpu_per_event_of_each_run():
             "end_to_end_events_per_second": {"without streams 1": 50_000, "with streams 1": 45_000},
             "server_cpu_us_per_event": {"without streams 1": 28.0, "with streams 1": 35.0, "without streams 2": 28.0},
             "cpu_percent_each_round": [125.0],
+            "stream_clients_cpu_us_per_event": {"with streams 1": 0.9},
+            "machine_idle_percent": {"without streams 1": 12.5, "with streams 1": 10.0, "without streams 2": 11.0},
             "percent_each_round": [90.0],
             "percent_with_streams": 90.0,
             "idle_queries_per_second": {"with_streams": None, "without": None},
@@ -52,5 +54,13 @@ def test_the_report_shows_the_server_cpu_per_event_of_each_run():
     assert (
         "  server CPU per stored event (us): without streams 1 28.0, with streams 1 35.0, without streams 2 28.0;"
         " with streams, 125.0% of the runs without on either side"
+    ) in lines
+    assert (
+        "  the stream clients' CPU per stored event (us; the benchmark's, on the server's CPUs): with streams 1 0.9"
+        in lines
+    )
+    assert (
+        "  machine idle while each run's load played:"
+        " without streams 1 12.5%, with streams 1 10.0%, without streams 2 11.0%"
     ) in lines
     assert "  [   met] batched end to end with 200 streams >= 90%: 90.0%" in lines

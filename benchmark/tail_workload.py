@@ -238,15 +238,19 @@ def against_neighbours(with_streams: list[float | None], without: list[float | N
 class _MachineTimes(Phases):
     """How idle this machine's CPUs were during the load's timed phase (the driver's start-up excluded)."""
 
+    _start = _end = None  # a driver that fails early never starts or ends its phase
+
     def started(self) -> None:
         self._start = _machine_ticks()
 
     def finished(self) -> None:
         self._end = _machine_ticks()
 
-    def idle_percent(self) -> float:
+    def idle_percent(self) -> float | None:
+        if self._start is None or self._end is None:
+            return None
         busy, idle = (end - start for start, end in zip(self._start, self._end, strict=True))
-        return round(100 * idle / (busy + idle), 1)
+        return round(100 * idle / (busy + idle), 1) if busy + idle else None
 
 
 def _machine_ticks() -> tuple[int, int]:
@@ -323,7 +327,10 @@ def write_tail_report(result: dict[str, Any], write) -> None:
     )
     clients = ", ".join(f"{label} {value}" for label, value in result["stream_clients_cpu_us_per_event"].items())
     write(f"  the stream clients' CPU per stored event (us; the benchmark's, on the server's CPUs): {clients}")
-    machine = ", ".join(f"{label} {percent}%" for label, percent in result["machine_idle_percent"].items())
+    machine = ", ".join(
+        f"{label} {'-' if percent is None else f'{percent}%'}"
+        for label, percent in result["machine_idle_percent"].items()
+    )
     write(f"  machine idle while each run's load played: {machine}")
     idle = result["idle_queries_per_second"]
     if idle["with_streams"] is not None:

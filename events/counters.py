@@ -121,8 +121,13 @@ def add_pruned(topic: str, count: int) -> None:
 
 
 def queued_total() -> int:
-    """Events accepted and not yet processed, from the few counter rows."""
-    return sum(counts.received - counts.unique_processed - counts.duplicate_dropped for counts in _sums().values())
+    """Events accepted and not yet processed: one small aggregate over each database's counter rows."""
+    queued = 0
+    for using in _databases():
+        with connections[using].cursor() as cursor:
+            cursor.execute(f"SELECT SUM(received - unique_processed - duplicate_dropped) FROM {_table()}")
+            queued += int(cursor.fetchone()[0] or 0)  # PostgreSQL sums bigints as numeric (Decimal)
+    return queued
 
 
 def read_totals() -> Totals:
@@ -164,7 +169,7 @@ def _sums() -> dict[str, _Sums]:
         "SELECT topic, SUM(received), SUM(unique_processed), SUM(duplicate_dropped), SUM(pruned)"
         f" FROM {table} GROUP BY topic"
     )
-    for using in [DEFAULT_DB_ALIAS, *([intake_alias()] if intake_has_own_database() else [])]:
+    for using in _databases():
         with connections[using].cursor() as cursor:
             cursor.execute(statement)
             for topic, *counts in cursor.fetchall():
@@ -173,6 +178,11 @@ def _sums() -> dict[str, _Sums]:
                 for index, count in enumerate(counts):
                     totals[index] += int(count)
     return {topic: _Sums(*sums[topic]) for topic in sorted(sums)}
+
+
+def _databases() -> list[str]:
+    """Where the counter rows are, in the order readers read them: the store's database, then the intake's."""
+    return [DEFAULT_DB_ALIAS, intake_alias()] if intake_has_own_database() else [DEFAULT_DB_ALIAS]
 
 
 def events_per_topic() -> dict[str, int]:
